@@ -1,0 +1,35 @@
+# uimdata - every target sets itself up on a fresh clone.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+CORPUS  ?= uimdata/data/demo/corpus.parquet
+RUN     ?= runs/demo
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: venv scan test bench lint clean
+
+venv: $(STAMP)
+
+# torch first, pinned: 2.13.0 is a CPU build lying on this machine's disk (a bare `torch` pulls CUDA).
+$(STAMP): pyproject.toml .ci/constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -c .ci/constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+scan: venv
+	$(BIN)/uim scan $(CORPUS) -o $(RUN)
+
+test: venv
+	$(BIN)/python -m pytest -q tests
+
+bench: venv
+	$(BIN)/python pipelines/bench.py
+
+lint: venv
+	$(BIN)/ruff check uimdata pipelines tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import polars as pl
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+#: short, varied, clean English texts with labels (no duplicates, nothing corrupted)
+CLEAN = [
+    ("dog: a domesticated carnivorous mammal kept as a pet or for hunting", "animal"),
+    ("sparrow: a small brown songbird common in towns and fields", "animal"),
+    ("salmon: a large fish that swims upriver from the sea to spawn", "animal"),
+    ("beetle: an insect with hard wing covers that protect its wings", "animal"),
+    ("oak: a large deciduous tree that bears acorns", "plant"),
+    ("fern: a flowerless plant that reproduces by spores", "plant"),
+    ("tulip: a spring flower grown from a bulb, with cup-shaped blooms", "plant"),
+    ("cactus: a succulent plant with spines that thrives in deserts", "plant"),
+    ("hammer: a hand tool with a heavy head used to drive nails", "artifact"),
+    ("bicycle: a vehicle with two wheels that is pedalled by its rider", "artifact"),
+    ("telescope: an optical instrument for viewing distant objects", "artifact"),
+    ("umbrella: a folding canopy that shields a person from rain", "artifact"),
+    ("run: move fast on foot, taking quick steps", "motion"),
+    ("swim: travel through water by moving the limbs", "motion"),
+    ("climb: go upward using the hands and feet", "motion"),
+    ("drift: be carried slowly by a current of air or water", "motion"),
+    ("joy: a feeling of great happiness and delight", "feeling"),
+    ("grief: deep sorrow, especially caused by someone's death", "feeling"),
+    ("anger: a strong feeling of annoyance and hostility", "feeling"),
+    ("fear: an unpleasant emotion caused by the threat of danger", "feeling"),
+    ("bread: a food made of flour, water and yeast, baked in an oven", "food"),
+    ("cheese: a food made from the pressed curds of milk", "food"),
+    ("soup: a liquid dish made by boiling meat or vegetables", "food"),
+    ("honey: a sweet sticky substance made by bees from nectar", "food"),
+    ("Paris: the capital and largest city of France, on the Seine", "location"),
+    ("Nile: the longest river of Africa, flowing north into the Mediterranean", "location"),
+    ("Alps: a mountain range in south central Europe", "location"),
+    ("Sahara: a vast desert covering much of northern Africa", "location"),
+    ("budget: a plan of expected income and spending for a period", "possession"),
+    ("mortgage: a loan secured on a house or other property", "possession"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(tmp_path_factory, monkeypatch):
+    """Every test gets a session-wide embedding cache away from the user's home."""
+    monkeypatch.setenv("UIM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "uim-cache"))
+
+
+@pytest.fixture
+def clean_df() -> pl.DataFrame:
+    return pl.DataFrame({"id": [f"c{i:03d}" for i in range(len(CLEAN))],
+                         "text": [t for t, _ in CLEAN], "label": [lab for _, lab in CLEAN]})
+
+
+def random_embeddings(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)

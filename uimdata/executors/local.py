@@ -1,0 +1,81 @@
+"""The local executor: runs batch stages in-process, one batch at a time, with a progress bar."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import pyarrow as pa
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
+
+from uimdata.stages.base import Stage
+
+T = TypeVar("T")
+
+
+class RateColumn(ProgressColumn):
+    def render(self, task) -> Text:  # noqa: ANN001 - rich's Task
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} rows/s" if speed else "", style="cyan")
+
+
+class LocalExecutor:
+    """Run stages in this process. ``timings`` collects seconds and rows per stage."""
+
+    def __init__(self, progress: bool = True, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.show = progress
+        self.timings: dict[str, dict[str, float]] = {}
+
+    @contextmanager
+    def _bar(self, desc: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        if not self.show:
+            yield lambda n: None
+            return
+        with Progress(TextColumn("[bold]{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
+                      RateColumn(), TimeElapsedColumn(), console=self.console, transient=False) as prog:
+            task = prog.add_task(desc, total=total)
+            yield lambda n: prog.advance(task, n)
+
+    def _record(self, name: str, seconds: float, rows: int) -> None:
+        t = self.timings.setdefault(name, {"seconds": 0.0, "rows": 0})
+        t["seconds"] += seconds
+        t["rows"] += rows
+
+    def map(self, stage: Stage, batches: Iterable[pa.Table], total: int | None = None,
+            desc: str | None = None) -> list[pa.Table]:
+        """Apply ``stage.process`` to every batch; returns the processed batches in order."""
+        start = time.perf_counter()
+        stage.setup()
+        out, rows = [], 0
+        with self._bar(desc or stage.name, total) as advance:
+            for batch in batches:
+                for i in range(0, max(batch.num_rows, 1), stage.batch_size):
+                    part = batch.slice(i, stage.batch_size)
+                    if part.num_rows == 0:
+                        continue
+                    out.append(stage.process(part))
+                    rows += part.num_rows
+                    advance(part.num_rows)
+        self._record(desc or stage.name, time.perf_counter() - start, rows)
+        return out
+
+    def run_global(self, name: str, fn: Callable[[], T], rows: int) -> T:
+        """Run one whole-corpus step, timed, with a bar that completes when it returns."""
+        start = time.perf_counter()
+        with self._bar(name, rows) as advance:
+            result = fn()
+            advance(rows)
+        self._record(name, time.perf_counter() - start, rows)
+        return result

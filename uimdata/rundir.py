@@ -1,0 +1,152 @@
+"""The run directory: parquet artifacts per stage plus ``uim.duckdb``.
+
+Layout (a public contract, see the README)::
+
+    RUN/
+      run.json            scan arguments, versions, per-stage timings
+      samples.parquet     ingest: id, text, label, text_hash, n_chars, row
+      embeddings/         embed: part-NNNNN.parquet shards (id, embedding)
+      neighbors.parquet   index: id, rank, neighbor_id, cosine
+      detectors/ISSUE.parquet  one per detector (id + its flag columns)
+      flags.parquet       all detector columns, one row per sample
+      uim.duckdb          tables and views for SQL
+
+Every file is written to a temporary name and renamed into place, so a crash never leaves a
+half-written artifact behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from uimdata.errors import UimError
+
+EMBED_DIR = "embeddings"
+
+
+def atomic_write_parquet(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+class RunDir:
+    """Paths and readers for the artifacts of one run."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    # --- paths -------------------------------------------------------------------------
+    @property
+    def samples(self) -> Path:
+        return self.path / "samples.parquet"
+
+    @property
+    def embeddings_dir(self) -> Path:
+        return self.path / EMBED_DIR
+
+    @property
+    def neighbors(self) -> Path:
+        return self.path / "neighbors.parquet"
+
+    @property
+    def flags(self) -> Path:
+        return self.path / "flags.parquet"
+
+    @property
+    def db(self) -> Path:
+        return self.path / "uim.duckdb"
+
+    @property
+    def meta(self) -> Path:
+        return self.path / "run.json"
+
+    def detector(self, issue: str) -> Path:
+        return self.path / "detectors" / f"{issue}.parquet"
+
+    # --- readers -----------------------------------------------------------------------
+    def require(self, path: Path, made_by: str) -> Path:
+        if not path.exists():
+            raise UimError(f"run directory {self.path} has no {path.name}",
+                           expected=f"an artifact written by the '{made_by}' stage",
+                           got="nothing", hint="run `uim scan` into this directory first")
+        return path
+
+    def read_samples(self, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(self.require(self.samples, "ingest"), columns=columns)
+
+    def read_embeddings(self) -> np.ndarray:
+        """The embedding matrix (float32, L2-normalised), rows aligned with ``samples``."""
+        self.require(self.embeddings_dir, "embed")
+        shards = sorted(self.embeddings_dir.glob("part-*.parquet"))
+        table = pa.concat_tables(pq.read_table(s) for s in shards)
+        col = table.column("embedding").combine_chunks()
+        dim = col.type.list_size
+        return col.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
+
+    def read_neighbors(self) -> pa.Table:
+        return pq.read_table(self.require(self.neighbors, "index"))
+
+    def read_meta(self) -> dict[str, Any]:
+        return json.loads(self.require(self.meta, "scan").read_text())
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        atomic_write_text(json.dumps(meta, indent=2, default=str), self.meta)
+
+
+class StagingRun:
+    """Build a run in a sibling temp directory and swap it in only when the scan succeeds.
+
+    A failed scan leaves the earlier run directory (if any) exactly as it was.
+    """
+
+    def __init__(self, final: str | os.PathLike[str]) -> None:
+        self.final = Path(final)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.", suffix=".partial",
+                                         dir=self.final.parent))
+
+    def carry_over(self, names: list[str]) -> None:
+        """Copy reusable artifacts of an earlier run (e.g. embedding shards) into the staging dir."""
+        for name in names:
+            src = self.final / name
+            if src.is_dir():
+                shutil.copytree(src, self.tmp / name)
+            elif src.exists():
+                shutil.copy2(src, self.tmp / name)
+
+    def commit(self) -> Path:
+        old = None
+        if self.final.exists():
+            old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}")
+            os.replace(self.final, old)
+        os.replace(self.tmp, self.final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.final
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)

@@ -1,0 +1,184 @@
+"""The scan pipeline: ingest -> embed -> index -> detect -> store.
+
+Batch stages run through an executor (``LocalExecutor`` by default); global steps (kNN graph,
+global detectors) run once over the whole corpus. The run directory is built in a temporary
+sibling and swapped in only when every step succeeded, so a failed scan never touches an
+earlier run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from uimdata import __version__, detectors
+from uimdata.context import ScanContext
+from uimdata.detectors.base import BatchDetector, DetectorResult
+from uimdata.errors import UimError
+from uimdata.executors.local import LocalExecutor
+from uimdata.readers import read_batches
+from uimdata.rundir import RunDir, StagingRun, atomic_write_parquet
+from uimdata.stages.embed import DEFAULT_MODEL, EmbeddingCache, EmbedStage, content_hashes, default_cache_dir
+from uimdata.stages.index import KnnIndex
+from uimdata.stages.ingest import Columns, IngestStage, dedupe_ids, fixed_list
+from uimdata.store import build_db
+
+DEFAULT_DETECTORS = ("exact_duplicate", "near_duplicate", "corrupted")
+SHARD_ROWS = 100_000
+
+
+@dataclass
+class ScanConfig:
+    corpus: str
+    out: str
+    model: str = DEFAULT_MODEL
+    text_col: str | None = None
+    label_col: str | None = None
+    id_col: str | None = None
+    embedding_col: str | None = None
+    k: int = 10
+    exact_max: int = 20000
+    device: str = "auto"
+    encoding_errors: str = "strict"
+    detectors: tuple[str, ...] = DEFAULT_DETECTORS
+    detector_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache_dir: str | None = None
+
+
+@dataclass
+class ScanResult:
+    run: RunDir
+    summary: list[dict[str, Any]]
+    timings: dict[str, dict[str, float]]
+
+
+def _ingest(cfg: ScanConfig, ex: LocalExecutor) -> tuple[pa.Table, Columns]:
+    source = str(cfg.corpus)
+    schema, batches = read_batches(cfg.corpus, encoding_errors=cfg.encoding_errors)
+    cols = Columns.resolve(schema, source, cfg.text_col, cfg.id_col, cfg.label_col, cfg.embedding_col)
+    parts = ex.map(IngestStage(cols, source), batches, desc="ingest")
+    if not parts or sum(p.num_rows for p in parts) == 0:
+        raise UimError(f"{source} has no rows", expected="at least one row", got="0 rows")
+    if cols.embedding is not None:
+        dims = {p.schema.field("embedding").type.list_size for p in parts}
+        if len(dims) > 1:
+            bad = next(p for p in parts if p.schema.field("embedding").type.list_size != parts[0].schema.field(
+                "embedding").type.list_size)
+            raise UimError(f"{source}: embedding dimension changes at row {bad.column('row')[0].as_py()}",
+                           expected=f"{sorted(dims)[0]} everywhere", got=f"dimensions {sorted(dims)}",
+                           hint="all embeddings must come from one model")
+    table = pa.concat_tables(parts)
+    return dedupe_ids(table, source, derived=cols.id is None), cols
+
+
+def _write_embeddings(run: RunDir, ids: pa.Array, emb: np.ndarray) -> None:
+    for i, start in enumerate(range(0, len(ids), SHARD_ROWS)):
+        part = pa.table({"id": ids.slice(start, SHARD_ROWS),
+                         "embedding": fixed_list(emb[start:start + SHARD_ROWS])})
+        atomic_write_parquet(part, run.embeddings_dir / f"part-{i:05d}.parquet")
+
+
+def _embed(cfg: ScanConfig, samples: pa.Table, ex: LocalExecutor) -> tuple[np.ndarray, dict[str, Any]]:
+    texts = samples.column("text").to_pylist()
+    hashes = content_hashes(texts)
+    cache = EmbeddingCache(cfg.cache_dir or default_cache_dir(), cfg.model)
+    found = cache.lookup(hashes)
+    missing = [i for i, h in enumerate(hashes) if h not in found]
+    # one row per distinct missing text
+    todo: dict[str, int] = {}
+    for i in missing:
+        todo.setdefault(hashes[i], i)
+    stage = EmbedStage(cfg.model, cfg.device)
+    if todo:
+        rows = list(todo.values())
+        # length-sorted so each encode call sees similar lengths (the model sorts within a call too)
+        rows.sort(key=lambda i: len(texts[i]))
+        batch = pa.table({"text": pa.array([texts[i] for i in rows], pa.string())})
+        parts = ex.map(stage, [batch], total=len(rows), desc="embed")
+        new = np.concatenate([p.column("embedding").combine_chunks().values.to_numpy().reshape(
+            p.num_rows, -1) for p in parts]).astype(np.float32)
+        new_hashes = [hashes[i] for i in rows]
+        cache.add(new_hashes, new)
+        found.update(zip(new_hashes, new))
+    else:
+        ex._record("embed", 0.0, 0)
+    emb = np.stack([found[h] for h in hashes]).astype(np.float32)
+    return emb, {"model": cfg.model, "embedded": len(todo), "from_cache": len(hashes) - len(missing)}
+
+
+def _detect(cfg: ScanConfig, ctx: ScanContext, ex: LocalExecutor) -> list[DetectorResult]:
+    results = []
+    for name in cfg.detectors:
+        det = detectors.get(name)(**cfg.detector_options.get(name, {}))
+        if isinstance(det, BatchDetector):
+            parts = ex.map(det, [ctx.samples.select(["id", "text"])], total=ctx.n, desc=name)
+            table = pa.concat_tables(parts)
+            res = DetectorResult(name, table, det.summarize(table))
+        else:
+            res = ex.run_global(name, lambda d=det: d.detect(ctx), ctx.n)
+        atomic_write_parquet(res.table, ctx.run.detector(name))
+        results.append(res)
+    return results
+
+
+def _flags(ids: pa.Array, results: list[DetectorResult]) -> pa.Table:
+    cols: dict[str, pa.Array] = {"id": ids}
+    for res in results:
+        t = res.table
+        if not pc.all(pc.equal(t.column("id"), ids)).as_py():
+            raise RuntimeError(f"detector '{res.issue}' returned rows out of order")
+        for name in t.column_names:
+            if name != "id":
+                cols[name] = t.column(name)
+    return pa.table(cols)
+
+
+def scan(cfg: ScanConfig, executor: LocalExecutor | None = None) -> ScanResult:
+    ex = executor or LocalExecutor()
+    for name in cfg.detectors:
+        detectors.get(name)  # unknown names fail before any work
+    started = time.time()
+    staging = StagingRun(cfg.out)
+    try:
+        run = RunDir(staging.tmp)
+        samples, cols = _ingest(cfg, ex)
+        if "embedding" in samples.column_names:
+            emb = np.ascontiguousarray(
+                samples.column("embedding").combine_chunks().values.to_numpy().reshape(samples.num_rows, -1),
+                dtype=np.float32)
+            norms = np.linalg.norm(emb, axis=1, keepdims=True)
+            emb = emb / np.where(norms == 0, 1, norms)
+            samples = samples.drop_columns(["embedding"])
+            embed_info: dict[str, Any] = {"model": f"given column '{cols.embedding}'", "embedded": 0}
+            ex._record("embed", 0.0, 0)
+        else:
+            emb, embed_info = _embed(cfg, samples, ex)
+        atomic_write_parquet(samples, run.samples)
+        _write_embeddings(run, samples.column("id").combine_chunks(), emb)
+        del emb
+        index = KnnIndex(k=cfg.k, exact_max=cfg.exact_max)
+        ex.run_global("index", lambda: index.run(run), samples.num_rows)
+        ctx = ScanContext(run)
+        results = _detect(cfg, ctx, ex)
+        atomic_write_parquet(_flags(ctx.ids, results), run.flags)
+        det_rows = [{"issue": r.issue, "description": detectors.get(r.issue).description,
+                     "summary": r.summary} for r in results]
+        ex.run_global("store", lambda: build_db(run, det_rows), samples.num_rows)
+        summary = [{"issue": r.issue,
+                    "n_flagged": int(pc.sum(r.table.column(f"is_{r.issue}_issue")).as_py() or 0),
+                    "n_rows": r.table.num_rows, **r.summary} for r in results]
+        run.write_meta({
+            "uimdata": __version__, "config": asdict(cfg), "columns": asdict(cols),
+            "rows": samples.num_rows, "embedding": embed_info, "index": index.kind,
+            "started": started, "seconds": time.time() - started, "timings": ex.timings, "summary": summary,
+        })
+        final = RunDir(staging.commit())
+    except BaseException:
+        staging.abort()
+        raise
+    return ScanResult(final, summary, ex.timings)

@@ -1,0 +1,1 @@
+"""Batch stages and global steps of the scan pipeline."""

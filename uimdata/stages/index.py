@@ -1,0 +1,122 @@
+"""index: the kNN graph over the embeddings (FAISS), a global step.
+
+Exact inner-product search (``IndexFlatIP``) up to ``exact_max`` rows, IVF above it
+(``IndexIVFFlat``, ``nlist ~ 4 sqrt(N)``, trained on a sample). On GPU when a FAISS GPU build
+sees a device. Embeddings are L2-normalised, so inner product = cosine.
+
+Artifact ``neighbors.parquet``: ``id``, ``rank`` (1 = nearest), ``neighbor_id``, ``cosine``,
+plus ``row``/``neighbor_row`` (positions in ``samples``) for fast joins.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from uimdata.rundir import RunDir, atomic_write_parquet
+from uimdata.stages.base import GlobalStep, Resources
+
+
+@dataclass
+class KnnGraph:
+    """``rows[i, j]`` is the j-th nearest neighbour of row i (-1 = none), ``cos`` its cosine."""
+
+    rows: np.ndarray
+    cos: np.ndarray
+    kind: str
+
+
+def _gpu_count() -> int:
+    import faiss
+
+    try:
+        return faiss.get_num_gpus()
+    except AttributeError:
+        return 0
+
+
+def knn_graph(emb: np.ndarray, k: int = 10, exact_max: int = 20000, nlist: int | None = None,
+              nprobe: int | None = None, seed: int = 0) -> KnnGraph:
+    """Each row's k nearest other rows by cosine."""
+    import faiss
+
+    n, d = emb.shape
+    k_eff = min(k, n - 1)
+    if k_eff <= 0:
+        return KnnGraph(np.full((n, 0), -1, np.int64), np.zeros((n, 0), np.float32), "none")
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    if n <= exact_max:
+        index, kind = faiss.IndexFlatIP(d), "flat"
+    else:
+        nlist = nlist or int(min(65536, max(16, 4 * math.sqrt(n))))
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        sample = emb[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
+        index.train(sample)
+        index.nprobe = nprobe or max(8, nlist // 24)
+        kind = f"ivf{nlist},nprobe{index.nprobe}"
+    if _gpu_count() > 0:
+        index = faiss.index_cpu_to_all_gpus(index)
+        kind += ",gpu"
+    index.add(emb)
+    dist, nbr = index.search(emb, k_eff + 1)
+    # drop self-matches; keep k_eff others (an exact duplicate may outrank self, so mask by id)
+    self_mask = nbr == np.arange(n)[:, None]
+    keep = ~self_mask
+    # rows where self was not returned: drop the last column instead
+    no_self = ~self_mask.any(axis=1)
+    keep[no_self, -1] = False
+    rows = nbr[keep].reshape(n, k_eff)
+    cos = dist[keep].reshape(n, k_eff)
+    return KnnGraph(rows.astype(np.int64), np.clip(cos, -1.0, 1.0).astype(np.float32), kind)
+
+
+def graph_table(graph: KnnGraph, ids: pa.Array) -> pa.Table:
+    n, k = graph.rows.shape
+    row = np.repeat(np.arange(n), k)
+    nb = graph.rows.reshape(-1)
+    valid = nb >= 0
+    row, nb, cos = row[valid], nb[valid], graph.cos.reshape(-1)[valid]
+    rank = np.tile(np.arange(1, k + 1), n)[valid]
+    return pa.table({
+        "id": ids.take(pa.array(row)),
+        "rank": pa.array(rank, pa.int16()),
+        "neighbor_id": ids.take(pa.array(nb)),
+        "cosine": pa.array(cos, pa.float32()),
+        "row": pa.array(row, pa.int64()),
+        "neighbor_row": pa.array(nb, pa.int64()),
+    })
+
+
+def read_graph(run: RunDir, n: int) -> KnnGraph:
+    t = run.read_neighbors()
+    row = t.column("row").to_numpy()
+    k = int(np.bincount(row, minlength=n).max()) if len(row) else 0
+    rows = np.full((n, k), -1, np.int64)
+    cos = np.full((n, k), -1.0, np.float32)
+    rank = t.column("rank").to_numpy().astype(np.int64) - 1
+    rows[row, rank] = t.column("neighbor_row").to_numpy()
+    cos[row, rank] = t.column("cosine").to_numpy()
+    return KnnGraph(rows, cos, "read")
+
+
+class KnnIndex(GlobalStep):
+    name: ClassVar[str] = "index"
+    resources: ClassVar[Resources] = Resources(cpus=2)
+
+    def __init__(self, k: int = 10, exact_max: int = 20000, nlist: int | None = None,
+                 nprobe: int | None = None) -> None:
+        self.k, self.exact_max, self.nlist, self.nprobe = k, exact_max, nlist, nprobe
+        self.kind = ""
+
+    def run(self, run: RunDir) -> None:
+        emb = run.read_embeddings()
+        ids = run.read_samples(columns=["id"]).column("id").combine_chunks()
+        graph = knn_graph(emb, self.k, self.exact_max, self.nlist, self.nprobe)
+        self.kind = graph.kind
+        atomic_write_parquet(graph_table(graph, ids), run.neighbors)
