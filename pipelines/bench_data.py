@@ -41,24 +41,58 @@ def embed_cached(texts: list[str], model: str = DEFAULT_MODEL, chunk: int = 2048
     return np.stack([found[h] for h in hashes]).astype(np.float32)
 
 
-def planted_corpus(n: int, seed: int = 0, defect_frac: float = 0.02) -> tuple[pl.DataFrame, pl.DataFrame]:
+def natural_near_duplicates(texts: list[str], emb: np.ndarray) -> set[int]:
+    """Rows (all but the first of each group) that already look like near duplicates of another row:
+    character similarity >= 0.8 with cosine >= 0.8, or cosine >= 0.95. Generous on purpose, so that a
+    deduplicated base holds no pair a reasonable detector could call a duplicate."""
+    from rapidfuzz.distance import Indel
+
+    from uimdata.detectors.near_duplicate import minhash_pairs
+    from uimdata.stages.index import knn_graph
+    from uimdata.stages.ingest import normalize
+
+    norm = [normalize(t) for t in texts]
+    graph = knn_graph(emb, k=10, exact_max=20000)
+    pairs = {(min(i, int(j)), max(i, int(j))) for i in range(len(texts))
+             for j, c in zip(graph.rows[i], graph.cos[i]) if j >= 0 and c >= 0.8}
+    pairs |= minhash_pairs(norm, np.arange(len(texts)), 0.5, 64)
+    drop = set()
+    for a, b in sorted(pairs):
+        cos = float(emb[a] @ emb[b])
+        if cos >= 0.95 or (cos >= 0.8 and Indel.normalized_similarity(norm[a], norm[b]) >= 0.8):
+            if a not in drop:
+                drop.add(b)
+    return drop
+
+
+def planted_corpus(n: int, seed: int = 0, defect_frac: float = 0.02,
+                   dedup_base: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
     glosses = pl.read_parquet(GLOSSES, columns=["text", "label"])
     rng = np.random.default_rng(seed)
     k = int(n * defect_frac)
     n_clean = n - 3 * k
     order = rng.permutation(glosses.height)
-    base = glosses[order[:n_clean].tolist()].with_row_index("id").with_columns(pl.col("id").cast(pl.Utf8))
-    donors = glosses[order[n_clean:n_clean + 4 * k].tolist()]
+    take = order[:int(n_clean * 1.12) if dedup_base else n_clean]
+    if dedup_base:
+        texts = glosses["text"].to_list()
+        sample = [texts[i] for i in take]
+        drop = natural_near_duplicates(sample, embed_cached(sample))
+        take = np.array([t for j, t in enumerate(take) if j not in drop])[:n_clean]
+        print(f"  deduplicated base: dropped {len(drop)} natural near duplicates", file=sys.stderr)
+    base = glosses[take.tolist()].with_row_index("id").with_columns(pl.col("id").cast(pl.Utf8))
+    rest = np.setdiff1d(order, take, assume_unique=False)
+    donors = glosses[rest[:4 * k].tolist()]
     df, truth = plant_all(base, n_exact=k, n_near=k, n_corrupted=k, rng=rng, donors=donors)
     return renumber_ids(df, truth, prefix="g-", width=6)
 
 
-def corpus_with_embeddings(n: int, seed: int = 0) -> tuple[Path, Path]:
+def corpus_with_embeddings(n: int, seed: int = 0, dedup_base: bool = False) -> tuple[Path, Path]:
     OUT.mkdir(parents=True, exist_ok=True)
-    corpus, truth_path = OUT / f"corpus{n}.parquet", OUT / f"truth{n}.parquet"
+    tag = f"{n}{'-dedup' if dedup_base else ''}"
+    corpus, truth_path = OUT / f"corpus{tag}.parquet", OUT / f"truth{tag}.parquet"
     if corpus.exists() and truth_path.exists():
         return corpus, truth_path
-    df, truth = planted_corpus(n, seed)
+    df, truth = planted_corpus(n, seed, dedup_base=dedup_base)
     emb = embed_cached(df["text"].to_list())
     df = df.with_columns(pl.Series("embedding", emb, dtype=pl.Array(pl.Float32, emb.shape[1])))
     df.write_parquet(corpus)
@@ -67,4 +101,5 @@ def corpus_with_embeddings(n: int, seed: int = 0) -> tuple[Path, Path]:
 
 
 if __name__ == "__main__":
-    print(corpus_with_embeddings(int(sys.argv[1]) if len(sys.argv) > 1 else 50_000))
+    print(corpus_with_embeddings(int(sys.argv[1]) if len(sys.argv) > 1 else 50_000,
+                                 dedup_base="--dedup" in sys.argv))

@@ -25,7 +25,8 @@ def det() -> CorruptedDetector:
 
 
 def run(det: CorruptedDetector, texts: list[str | None]) -> pa.Table:
-    batch = pa.table({"id": pa.array([f"r{i}" for i in range(len(texts))]), "text": pa.array(texts, pa.string())})
+    ids = pa.array([f"r{i}" for i in range(len(texts))])
+    batch = pa.table({"id": ids, "text": pa.array(texts, pa.string())})
     return det.process(batch)
 
 
@@ -70,7 +71,8 @@ PLANTED: dict[str, list[str | None]] = {
     "boilerplate": [
         "Copyright © 2023 Acme Inc. All rights reserved.",
         "Privacy Policy | Terms of Use | Cookie Policy",
-        "We use cookies to improve your experience. By continuing to browse, you agree to our use of cookies.",
+        "We use cookies to improve your experience. By continuing to browse, you agree to our use of "
+        "cookies.",
         "Click here to subscribe to our newsletter!",
         "Lorem ipsum dolor sit amet, consectetur adipiscing elit.",
         "Skip to main content\nHome > News > Sports\nLog in | Sign up",
@@ -94,7 +96,8 @@ PLANTED: dict[str, list[str | None]] = {
         # a long text: Gopher's n-gram rules
         ("The hotel is close to the beach and the rooms are clean. " * 30
          + "We had a lovely stay and would come back again next summer with the family."),
-        "\n".join(["Free shipping on all orders over $50"] * 12 + [f"Item {i}: a blue ceramic mug" for i in range(8)]),
+        "\n".join(["Free shipping on all orders over $50"] * 12
+                  + [f"Item {i}: a blue ceramic mug" for i in range(8)]),
     ],
     "symbols": [
         "#$%@!&* ^^^ %%% @@@",
@@ -312,7 +315,8 @@ def test_thresholds_are_constructor_parameters():
     assert CorruptedDetector(min_words=2).check("goldfish")[0] == "stub"
     assert CorruptedDetector(max_bad_chars=2).check("one \ufffd two \ufffd")[0] is None
     assert CorruptedDetector(max_markup_per_100_words=5).check("<p>A small town in Ohio.</p>")[0] is None
-    assert CorruptedDetector(min_alpha_frac=0.9).check("The 2024 budget rose 3.5% to $1.2 billion.")[0] == "symbols"
+    budget = "The 2024 budget rose 3.5% to $1.2 billion."
+    assert CorruptedDetector(min_alpha_frac=0.9).check(budget)[0] == "symbols"
     assert CorruptedDetector().thresholds["min_letters"] == 4
     with pytest.raises(UimError):
         CorruptedDetector(no_such_threshold=1)
@@ -362,3 +366,11 @@ def test_throughput_50k_short_texts(det):
     dt = time.perf_counter() - t0
     print(f"\ncorrupted: 50,000 short texts in {dt:.2f}s ({len(texts) / dt:,.0f} texts/s, one core)")
     assert out.num_rows == len(texts)
+
+
+def test_picklable_for_distributed_executors(det):
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(CorruptedDetector(max_run_chars=50)))
+    texts = PLANTED["symbols"] + CLEAN[:5]
+    assert run(clone, texts).equals(run(CorruptedDetector(max_run_chars=50), texts))

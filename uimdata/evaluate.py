@@ -74,3 +74,13 @@ def duplicate_scores(flags: pl.DataFrame, truth: pl.DataFrame) -> dict[str, PRF]
         pairs = [(c, s) for c, s in truth.filter(pl.col("defect") == issue).select("id", "source_id").iter_rows()]
         out[issue] = pair_prf(dict(zip(fl["id"], fl[of_col])), cluster_of, pairs)
     return out
+
+
+def membership_prf(in_cluster: set[str], truth_pairs: list[tuple[str, str]],
+                   exact_ids: set[str] | None = None) -> PRF:
+    """Row-level P/R/F1 where every member of a planted group (source and copies) is a positive and a
+    prediction is any row placed in a duplicate cluster (Datalab's ``near_duplicate`` semantics).
+    Rows in ``exact_ids`` are left out of the prediction (they belong to exact duplicates)."""
+    truth = {x for pair in truth_pairs for x in pair}
+    pred = in_cluster - (exact_ids or set())
+    return set_prf(pred, truth)

@@ -209,7 +209,8 @@ _BOILERPLATE_STRONG = (
     r"share this", r"follow us on", r"like us on facebook", r"copyright \u00a9", r"\u00a9 ?(?:19|20)\d\d",
     r"\(c\) (?:19|20)\d\d", r"copyright (?:19|20)\d\d", r"page not found", r"404 not found",
     r"related posts", r"recent posts", r"previous post", r"next post",
-    r"reproduction without (?:explicit )?permission", r"view (?:this (?:email|message) )?in (?:your )?browser",
+    r"reproduction without (?:explicit )?permission",
+    r"view (?:this (?:email|message) )?in (?:your )?browser",
     r"manage (?:your )?(?:email )?preferences", r"download (?:our|the) app", r"get it on google play",
     r"(?:available|download) on the app store",
 )
@@ -229,8 +230,8 @@ _BOILERPLATE_RE = re.compile(
 _HARD_SYMBOLS = "!#$%&*+-/<=>?@[\\]^_`{|}~"
 _HARD_SYMBOL_RE = re.compile(r"[!#$%&*+\-/<=>?@\[\\\]^_`{|}~]")
 # hex-like words: "0x5c", "e580", "1a6a" (a digit and a hex letter, or the 0x prefix)
-_HEX_WORD_RE = re.compile(r"(?<!\S)(?:0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{4,})"
-                          r"[,;.]?(?!\S)")
+_HEX_WORD_RE = re.compile(r"(?<!\S)(?:0[xX][0-9a-fA-F]+"
+                          r"|(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{4,})[,;.]?(?!\S)")
 _LONG_TOKEN_RE = re.compile(r"(?<!\S)\S{20,}")
 _BLOB_PIECE_RE = re.compile(r"[A-Za-z0-9+/=_-]{20,}")
 # lower->upper and letter<->digit switches: base64 and hex digests switch all the time, CamelCase rarely
@@ -513,7 +514,8 @@ class CorruptedDetector(BatchDetector):
         if which == 2:
             return score, f"symbols: unbroken {longest}-character run {_snip(run, 24)!r} (encoded blob?)"
         if which == 3:
-            return score, f"symbols: {len(noise)} noise token(s) (symbol runs / encoded blobs), e.g. {_snip(noise[0], 24)!r}"
+            return score, (f"symbols: {len(noise)} noise token(s) (symbol runs / encoded blobs), "
+                           f"e.g. {_snip(noise[0], 24)!r}")
         return score, (f"symbols: mean word length {mean_len:.1f} outside "
                        f"[{t.min_mean_word_len:g}, {t.max_mean_word_len:g}]")
 

@@ -58,7 +58,7 @@ def knn_graph(emb: np.ndarray, k: int = 10, exact_max: int = 20000, nlist: int |
         rng = np.random.default_rng(seed)
         sample = emb[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
         index.train(sample)
-        index.nprobe = nprobe or max(8, nlist // 24)
+        index.nprobe = nprobe or max(8, nlist // 16)
         kind = f"ivf{nlist},nprobe{index.nprobe}"
     if _gpu_count() > 0:
         index = faiss.index_cpu_to_all_gpus(index)

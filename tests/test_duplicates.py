@@ -1,0 +1,112 @@
+"""Duplicate detectors on corpora with given embeddings (no model): planted copies found, clean rows spared."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from tests.conftest import CLEAN, random_embeddings
+from uimdata.detectors.near_duplicate import content_edits
+from uimdata.executors.local import LocalExecutor
+from uimdata.scan import ScanConfig, scan
+
+
+def run(tmp_path, texts: list[str], emb: np.ndarray, **opts) -> pl.DataFrame:
+    corpus = tmp_path / "c.parquet"
+    pl.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts,
+                  "embedding": emb.tolist()}).write_parquet(corpus)
+    scan(ScanConfig(corpus=str(corpus), out=str(tmp_path / "run"), k=5, **opts), LocalExecutor(progress=False))
+    return duckdb.connect(str(tmp_path / "run" / "uim.duckdb"), read_only=True).sql(
+        "SELECT * FROM flags ORDER BY id").pl()
+
+
+def test_exact_duplicates_keep_first_occurrence(tmp_path):
+    texts = [t for t, _ in CLEAN]
+    texts += [texts[4], texts[4].upper(), "  " + texts[9].replace(" ", "   ")]  # rows 30, 31, 32
+    emb = random_embeddings(len(texts))
+    f = run(tmp_path, texts, emb)
+    flagged = dict(f.filter(pl.col("is_exact_duplicate_issue")).select("id", "duplicate_of").rows())
+    assert flagged == {"r30": "r4", "r31": "r4", "r32": "r9"}
+    assert f.filter(pl.col("is_exact_duplicate_issue"))["exact_duplicate_score"].max() == 0.0
+
+
+def near_copies(texts: list[str]) -> list[str]:
+    return texts + [
+        texts[0].replace("domesticated", "domestcated"),          # r30: typo only
+        texts[10].replace("optical ", ""),                       # r31: a content word dropped
+        texts[20] + " (see also)",                                # r32: a suffix
+        texts[25].replace("Nile", "Nile,").replace("longest", "longset"),  # r33: punctuation + typo
+    ]
+
+
+def test_typo_copies_found_even_where_embeddings_disagree(tmp_path):
+    texts = near_copies([t for t, _ in CLEAN])
+    emb = random_embeddings(len(texts))  # unrelated vectors: only MinHash + the word-level check can tell
+    f = run(tmp_path, texts, emb)
+    flagged = dict(f.filter(pl.col("is_near_duplicate_issue")).select("id", "near_duplicate_of").rows())
+    assert flagged == {"r30": "r0", "r33": "r25"}, "content-word edits need the embeddings to agree"
+    reasons = f.filter(pl.col("is_near_duplicate_issue"))["near_duplicate_reason"].to_list()
+    assert all(r.startswith("near-copy") and "0 content-word edit" in r for r in reasons)
+
+
+def test_edited_copies_found_when_embeddings_agree(tmp_path):
+    texts = near_copies([t for t, _ in CLEAN])
+    emb = random_embeddings(len(texts), dim=64)
+    noise = random_embeddings(4, dim=64, seed=9)
+    for k, src in enumerate((0, 10, 20, 25)):
+        emb[30 + k] = emb[src] + 0.3 * noise[k]
+    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    f = run(tmp_path, texts, emb)
+    flagged = dict(f.filter(pl.col("is_near_duplicate_issue")).select("id", "near_duplicate_of").rows())
+    assert flagged == {"r30": "r0", "r31": "r10", "r32": "r20", "r33": "r25"}
+    clusters = dict(f.select("id", "duplicate_cluster").rows())
+    assert clusters["r30"] == clusters["r0"] is not None and clusters["r31"] != clusters["r30"]
+    assert f.filter(pl.col("id").is_in(["r1", "r2", "r3"]))["duplicate_cluster"].null_count() == 3
+
+
+def test_templated_but_different_texts_are_not_duplicates(tmp_path):
+    texts = [t for t, _ in CLEAN] + [
+        "east side: the side that is on the east",
+        "west side: the side that is on the west",
+        "1850s: the decade from 1850 to 1859",
+        "1870s: the decade from 1870 to 1879",
+        "correctly: in an accurate manner",
+        "incorrectly: in an inaccurate manner",
+    ]
+    emb = random_embeddings(len(texts), dim=64)
+    for a, b in ((30, 31), (32, 33), (34, 35)):  # close in the model (cosine ~0.8), like MiniLM on these
+        emb[b] = emb[a] + 0.75 * random_embeddings(1, dim=64, seed=b)[0]
+    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    f = run(tmp_path, texts, emb)
+    assert not f["is_near_duplicate_issue"].any(), f.filter(pl.col("is_near_duplicate_issue"))["near_duplicate_reason"].to_list()
+
+
+def test_content_edits():
+    assert content_edits("dog: a domesticated animal", "dog: a domestcated animal") == 0
+    assert content_edits("dog: a domesticated animal", "dog: domesticated animal!") == 0
+    assert content_edits("bootleg: produce or distribute", "bootleg: produe and/or distribute") == 0
+    assert content_edits("east side: the side on the east", "west side: the side on the west") == 2
+    assert content_edits("the 1850s decade", "the 1870s decade") == 1
+    assert content_edits("correctly done", "incorrectly done") == 1
+    assert content_edits("a large fish", "a large red fish") == 1
+
+
+def test_semantic_duplicate_by_cosine_and_similar_but_distinct_rows_spared(tmp_path):
+    texts = [t for t, _ in CLEAN] + ["hound: a canine animal people keep at home or use for the hunt"]
+    emb = random_embeddings(len(texts), dim=64)
+    emb[30] = emb[0] + 0.02 * random_embeddings(1, dim=64, seed=5)[0]  # cosine ~0.999 with row 0
+    emb[1] = 0.7 * emb[2] + 0.3 * emb[1]                                 # rows 1, 2 similar, not duplicates
+    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    f = run(tmp_path, texts, emb)
+    assert 0.85 < float(emb[1] @ emb[2]) < 0.97
+    flagged = f.filter(pl.col("is_near_duplicate_issue"))
+    assert flagged["id"].to_list() == ["r30"]
+    assert flagged["near_duplicate_reason"][0].startswith("semantic duplicate")
+
+
+def test_clean_corpus_has_no_duplicate_flags(tmp_path):
+    texts = [t for t, _ in CLEAN]
+    f = run(tmp_path, texts, random_embeddings(len(texts)))
+    assert not f["is_exact_duplicate_issue"].any() and not f["is_near_duplicate_issue"].any()
+    assert f["duplicate_cluster"].null_count() == len(texts)

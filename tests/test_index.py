@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import numpy as np
+
+from uimdata.stages.index import knn_graph
+
+
+def clustered(n: int, dim: int = 48, centers: int = 40, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(centers, dim))
+    x = c[rng.integers(0, centers, n)] + 0.6 * rng.normal(size=(n, dim))
+    x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def exact_neighbors(x: np.ndarray, k: int) -> np.ndarray:
+    s = x @ x.T
+    np.fill_diagonal(s, -np.inf)
+    return np.argsort(-s, axis=1)[:, :k]
+
+
+def test_flat_graph_is_exact_and_excludes_self():
+    x = clustered(500)
+    g = knn_graph(x, k=10)
+    assert g.kind == "flat" and g.rows.shape == (500, 10)
+    assert not (g.rows == np.arange(500)[:, None]).any()
+    ref = exact_neighbors(x, 10)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(g.rows, ref)]) > 0.999
+    assert np.all(np.diff(g.cos, axis=1) <= 1e-6), "neighbours sorted by cosine"
+
+
+def test_ivf_above_threshold_keeps_recall():
+    x = clustered(6000)
+    g = knn_graph(x, k=10, exact_max=1000)
+    assert g.kind.startswith("ivf")
+    ref = exact_neighbors(x, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(g.rows, ref)])
+    assert recall >= 0.95, recall
+
+
+def test_duplicates_do_not_push_out_a_neighbour():
+    x = clustered(50)
+    x[7] = x[3]  # exact duplicate vectors: self may come second in the search result
+    g = knn_graph(x, k=5)
+    assert 7 in g.rows[3] and 3 in g.rows[7]
+    assert not (g.rows == np.arange(50)[:, None]).any()
+
+
+def test_tiny_corpora():
+    assert knn_graph(clustered(1), k=10).rows.shape == (1, 0)
+    g = knn_graph(clustered(3), k=10)
+    assert g.rows.shape == (3, 2)
