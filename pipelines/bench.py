@@ -88,7 +88,7 @@ def embed_overhead(n: int = 600, repeats: int = 3) -> dict:
     stage.setup()
     stage.encode(texts[:64])  # warm-up
     bare, ours = [], []
-    for r in range(repeats):
+    for _ in range(repeats):
         t = time.perf_counter()
         stage.model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
         bare.append(time.perf_counter() - t)
