@@ -39,9 +39,17 @@ def _scan_child(corpus: str, out: str) -> None:
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def run_scan(corpus: Path, out: Path) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "_scan", str(corpus), str(out)], capture_output=True,
-                          text=True, check=False)
+def run_scan(corpus: Path, out: Path, cold_cache: bool = False) -> dict:
+    """Scan in a fresh process (its own peak RSS); ``cold_cache``: an empty embedding cache."""
+    import os
+    import tempfile
+
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as cache:
+        if cold_cache:
+            env["UIM_CACHE_DIR"] = cache
+        proc = subprocess.run([sys.executable, __file__, "_scan", str(corpus), str(out)], capture_output=True,
+                              text=True, check=False, env=env)
     if proc.returncode:
         sys.exit(f"bench scan of {corpus} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -159,7 +167,7 @@ def main() -> None:
     results: dict = {}
     truth = pl.read_parquet(DEMO / "truth.parquet")
     print("== demo corpus (2,920 rows, all-MiniLM-L6-v2 on CPU)", flush=True)
-    r = run_scan(DEMO / "corpus.parquet", OUT / "demo")
+    r = run_scan(DEMO / "corpus.parquet", OUT / "demo", cold_cache=True)
     results["demo"] = {"stages": stage_table(r["timings"]), "seconds": round(r["seconds"], 1),
                        "peak_rss_mb": round(r["peak_rss_mb"]), "quality": quality(flags_of(OUT / "demo"), truth)}
     print(json.dumps(results["demo"], indent=1), flush=True)

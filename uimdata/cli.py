@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -46,18 +47,23 @@ def scan(
     encoding_errors: str = typer.Option("strict", help="strict | replace (bad bytes become U+FFFD)"),
     detectors: str | None = typer.Option(None, help="comma-separated detectors (default: all)"),
     cache_dir: Path | None = typer.Option(None, help="embedding cache (default ~/.cache/uimdata)"),
+    label_model: str = typer.Option("ensemble", help="out-of-fold label model: ensemble | logreg | knn"),
+    reference: Path | None = typer.Option(None, help="reference set (e.g. downstream data): adds off_target"),
 ) -> None:
     """Scan CORPUS: embed, build the kNN graph, run the detectors, write RUN/uim.duckdb."""
     from uimdata.scan import DEFAULT_DETECTORS, ScanConfig
     from uimdata.scan import scan as run_scan
 
+    if label_model not in ("ensemble", "logreg", "knn"):
+        _fail(UimError("--label-model", expected="ensemble, logreg or knn", got=repr(label_model)))
     if encoding_errors not in ("strict", "replace"):
         _fail(UimError("--encoding-errors", expected="strict or replace", got=repr(encoding_errors)))
     cfg = ScanConfig(corpus=str(corpus), out=str(out_dir), model=model, text_col=text_col, label_col=label_col,
                      id_col=id_col, embedding_col=embedding_col, k=k, exact_max=exact_max, device=device,
                      encoding_errors=encoding_errors,
                      detectors=tuple(d.strip() for d in detectors.split(",")) if detectors else DEFAULT_DETECTORS,
-                     cache_dir=str(cache_dir) if cache_dir else None)
+                     cache_dir=str(cache_dir) if cache_dir else None, label_model=label_model,
+                     reference=str(reference) if reference else None)
     try:
         res = run_scan(cfg)
     except UimError as e:
@@ -65,6 +71,8 @@ def scan(
     n = res.summary[0]["n_rows"] if res.summary else 0
     rows = [(s["issue"], s["n_flagged"], f"{100 * s['n_flagged'] / max(n, 1):.1f}%") for s in res.summary]
     out.print(_table(f"{n:,} rows scanned -> {res.run.path}", ["issue", "flagged", "%"], rows))
+    for name, why in res.skipped.items():
+        out.print(f"[dim]{name}: skipped, {why}[/]")
     out.print(f"query it: uim query {res.run.path} \"SELECT * FROM issues LIMIT 10\"")
 
 
@@ -123,6 +131,22 @@ def summary(
         _fail(e)
     summ = con.sql("SELECT issue, n_flagged, fraction, mean_score FROM issue_summary").fetchall()
     out.print(_table(f"issue summary: {run}", ["issue", "flagged", "fraction", "mean score"], summ))
+    for issue, summ_json in con.execute("SELECT issue, summary::VARCHAR FROM detectors").fetchall():
+        info = json.loads(summ_json)
+        if "skipped" in info:
+            out.print(f"[dim]{issue}: skipped, {info['skipped']}[/]")
+        elif issue == "long_tail":
+            out.print(f"long tail: tail classes {info.get('tail_classes')} ({info.get('tail_rule')}); "
+                      f"{len(info.get('rare_clusters', []))} rare clusters of {info.get('n_clusters')}")
+        elif issue == "label":
+            out.print(f"label: estimated noise rate {info.get('estimated_noise_rate', 0):.1%} "
+                      f"({info.get('label_model')} out-of-fold probabilities)")
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "label_noise_matrix" in tables:
+        noise = con.execute("SELECT given_label, suggested_label, count, fraction_of_given "
+                            "FROM label_noise_matrix ORDER BY count DESC LIMIT 10").fetchall()
+        out.print(_table("label noise (confident joint, off-diagonal)",
+                         ["given", "suggested", "count", "share of given"], noise))
     ex = con.execute(load_sql("top_examples"), {"per_issue": examples}).fetchall()
     rows = [(i, id_, s, r, (t[:100] + "…") if len(t) > 100 else t) for i, id_, s, r, t in ex]
     out.print(_table("worst examples", ["issue", "id", "score", "reason", "text"], rows))

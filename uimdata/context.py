@@ -12,8 +12,13 @@ from uimdata.stages.index import KnnGraph, read_graph
 
 
 class ScanContext:
-    def __init__(self, run: RunDir) -> None:
+    def __init__(self, run: RunDir, label_model: str = "ensemble", device: str = "auto",
+                 reference: np.ndarray | None = None) -> None:
         self.run = run
+        self.label_model = label_model
+        self.device = device
+        #: L2-normalised embeddings of a reference set (``uim scan --reference``), or None
+        self.reference = reference
 
     @cached_property
     def samples(self) -> pa.Table:
@@ -38,3 +43,32 @@ class ScanContext:
     @cached_property
     def graph(self) -> KnnGraph:
         return read_graph(self.run, self.n)
+
+    @cached_property
+    def classes(self) -> list[str]:
+        """Sorted distinct non-null labels."""
+        if "label" not in self.samples.column_names:
+            return []
+        return sorted({x for x in self.samples.column("label").to_pylist() if x is not None})
+
+    @cached_property
+    def label_codes(self) -> np.ndarray:
+        """Class index of each row, -1 where the label is null."""
+        index = {c: i for i, c in enumerate(self.classes)}
+        return np.array([index.get(x, -1) if x is not None else -1
+                         for x in self.samples.column("label").to_pylist()], np.int64)
+
+    @cached_property
+    def pred_probs(self) -> np.ndarray:
+        """Out-of-fold class probabilities (a global step): computed once, kept as ``pred_probs.parquet``."""
+        from uimdata.label_model import oof_pred_probs
+        from uimdata.rundir import atomic_write_parquet
+
+        g = self.graph
+        probs = oof_pred_probs(self.embeddings, self.label_codes, len(self.classes), g.rows, g.cos,
+                               method=self.label_model, device=self.device)
+        table = pa.table({"id": self.ids, "pred_probs": pa.FixedSizeListArray.from_arrays(
+            pa.array(probs.reshape(-1), pa.float32()), len(self.classes))})
+        table = table.replace_schema_metadata({"classes": "\x1f".join(self.classes), "model": self.label_model})
+        atomic_write_parquet(table, self.run.path / "pred_probs.parquet")
+        return probs

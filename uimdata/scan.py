@@ -28,7 +28,8 @@ from uimdata.stages.index import KnnIndex
 from uimdata.stages.ingest import Columns, IngestStage, dedupe_ids, fixed_list
 from uimdata.store import build_db
 
-DEFAULT_DETECTORS = ("exact_duplicate", "near_duplicate", "corrupted")
+DEFAULT_DETECTORS = ("exact_duplicate", "near_duplicate", "corrupted", "label", "outlier", "long_tail",
+                     "off_target")
 SHARD_ROWS = 100_000
 
 
@@ -48,6 +49,8 @@ class ScanConfig:
     detectors: tuple[str, ...] = DEFAULT_DETECTORS
     detector_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache_dir: str | None = None
+    label_model: str = "ensemble"
+    reference: str | None = None
 
 
 @dataclass
@@ -55,6 +58,7 @@ class ScanResult:
     run: RunDir
     summary: list[dict[str, Any]]
     timings: dict[str, dict[str, float]]
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def _ingest(cfg: ScanConfig, ex: LocalExecutor) -> tuple[pa.Table, Columns]:
@@ -74,6 +78,26 @@ def _ingest(cfg: ScanConfig, ex: LocalExecutor) -> tuple[pa.Table, Columns]:
                            hint="all embeddings must come from one model")
     table = pa.concat_tables(parts)
     return dedupe_ids(table, source, derived=cols.id is None), cols
+
+
+def _normalized(samples: pa.Table) -> np.ndarray:
+    emb = np.ascontiguousarray(
+        samples.column("embedding").combine_chunks().values.to_numpy().reshape(samples.num_rows, -1),
+        dtype=np.float32)
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    return emb / np.where(norms == 0, 1, norms)
+
+
+def _reference(cfg: ScanConfig, ex: LocalExecutor) -> np.ndarray | None:
+    """Embeddings of the --reference set: its own `embedding` column, else the scan's model."""
+    if not cfg.reference:
+        return None
+    ref_cfg = ScanConfig(corpus=cfg.reference, out=cfg.out, model=cfg.model, device=cfg.device,
+                         encoding_errors=cfg.encoding_errors, cache_dir=cfg.cache_dir, id_col="", label_col="")
+    samples, _ = _ingest(ref_cfg, ex)
+    if "embedding" in samples.column_names:
+        return _normalized(samples)
+    return _embed(ref_cfg, samples, ex)[0]
 
 
 def _write_embeddings(run: RunDir, ids: pa.Array, emb: np.ndarray) -> None:
@@ -111,10 +135,15 @@ def _embed(cfg: ScanConfig, samples: pa.Table, ex: LocalExecutor) -> tuple[np.nd
     return emb, {"model": cfg.model, "embedded": len(todo), "from_cache": len(hashes) - len(missing)}
 
 
-def _detect(cfg: ScanConfig, ctx: ScanContext, ex: LocalExecutor) -> list[DetectorResult]:
+def _detect(cfg: ScanContext | ScanConfig, ctx: ScanContext, ex: LocalExecutor,
+            skipped: dict[str, str]) -> list[DetectorResult]:
     results = []
     for name in cfg.detectors:
         det = detectors.get(name)(**cfg.detector_options.get(name, {}))
+        reason = det.skip_reason(ctx)
+        if reason:
+            skipped[name] = reason
+            continue
         if isinstance(det, BatchDetector):
             parts = ex.map(det, [ctx.samples.select(["id", "text"])], total=ctx.n, desc=name)
             table = pa.concat_tables(parts)
@@ -122,6 +151,8 @@ def _detect(cfg: ScanConfig, ctx: ScanContext, ex: LocalExecutor) -> list[Detect
         else:
             res = ex.run_global(name, lambda d=det: d.detect(ctx), ctx.n)
         atomic_write_parquet(res.table, ctx.run.detector(name))
+        for table_name, table in res.tables.items():
+            atomic_write_parquet(table, ctx.run.path / "tables" / f"{table_name}.parquet")
         results.append(res)
     return results
 
@@ -148,11 +179,7 @@ def scan(cfg: ScanConfig, executor: LocalExecutor | None = None) -> ScanResult:
         run = RunDir(staging.tmp)
         samples, cols = _ingest(cfg, ex)
         if "embedding" in samples.column_names:
-            emb = np.ascontiguousarray(
-                samples.column("embedding").combine_chunks().values.to_numpy().reshape(samples.num_rows, -1),
-                dtype=np.float32)
-            norms = np.linalg.norm(emb, axis=1, keepdims=True)
-            emb = emb / np.where(norms == 0, 1, norms)
+            emb = _normalized(samples)
             samples = samples.drop_columns(["embedding"])
             embed_info: dict[str, Any] = {"model": f"given column '{cols.embedding}'", "embedded": 0}
             ex._record("embed", 0.0, 0)
@@ -163,11 +190,14 @@ def scan(cfg: ScanConfig, executor: LocalExecutor | None = None) -> ScanResult:
         del emb
         index = KnnIndex(k=cfg.k, exact_max=cfg.exact_max)
         ex.run_global("index", lambda: index.run(run), samples.num_rows)
-        ctx = ScanContext(run)
-        results = _detect(cfg, ctx, ex)
+        ctx = ScanContext(run, label_model=cfg.label_model, device=cfg.device, reference=_reference(cfg, ex))
+        skipped: dict[str, str] = {}
+        results = _detect(cfg, ctx, ex, skipped)
         atomic_write_parquet(_flags(ctx.ids, results), run.flags)
         det_rows = [{"issue": r.issue, "description": detectors.get(r.issue).description,
                      "summary": r.summary} for r in results]
+        det_rows += [{"issue": name, "description": detectors.get(name).description,
+                      "summary": {"skipped": why}} for name, why in skipped.items()]
         ex.run_global("store", lambda: build_db(run, det_rows), samples.num_rows)
         summary = [{"issue": r.issue,
                     "n_flagged": int(pc.sum(r.table.column(f"is_{r.issue}_issue")).as_py() or 0),
@@ -176,9 +206,10 @@ def scan(cfg: ScanConfig, executor: LocalExecutor | None = None) -> ScanResult:
             "uimdata": __version__, "config": asdict(cfg), "columns": asdict(cols),
             "rows": samples.num_rows, "embedding": embed_info, "index": index.kind,
             "started": started, "seconds": time.time() - started, "timings": ex.timings, "summary": summary,
+            "skipped": skipped,
         })
         final = RunDir(staging.commit())
     except BaseException:
         staging.abort()
         raise
-    return ScanResult(final, summary, ex.timings)
+    return ScanResult(final, summary, ex.timings, skipped)

@@ -37,8 +37,11 @@ def build_db(run: RunDir, detectors: list[dict[str, Any]]) -> Path:
         con.execute(load_sql("neighbors"), {"neighbors_path": str(run.neighbors)})
         con.execute(load_sql("flags"), {"flags_path": str(run.flags)})
         con.execute(load_sql("detectors"), {"detectors_path": str(det_path)})
+        for path in sorted((run.path / "tables").glob("*.parquet")):
+            con.execute(load_sql("extra_table").format(name=path.stem), {"path": str(path)})
         per_issue = "\n".join(ln for ln in load_sql("issue_scores").splitlines() if not ln.startswith("--"))
-        body = "\nUNION ALL\n".join(per_issue.format(issue=d["issue"]) for d in detectors)
+        ran = [d for d in detectors if "skipped" not in d.get("summary", {})]
+        body = "\nUNION ALL\n".join(per_issue.format(issue=d["issue"]) for d in ran)
         con.execute(f"CREATE OR REPLACE VIEW issue_scores AS\n{body}")
         con.execute(load_sql("issues"))
         con.execute(load_sql("issue_summary"))

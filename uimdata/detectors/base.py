@@ -46,6 +46,8 @@ class DetectorResult:
     issue: str
     table: pa.Table
     summary: dict[str, Any] = field(default_factory=dict)
+    #: extra whole-run tables (name -> table) that land in uim.duckdb, e.g. ``label_noise_matrix``
+    tables: dict[str, pa.Table] = field(default_factory=dict)
 
 
 def result_table(issue: str, ids: pa.Array, is_issue: np.ndarray, score: np.ndarray,
@@ -77,6 +79,10 @@ class Detector:
     extra_columns: ClassVar[dict[str, pa.DataType]] = {}
     #: artifacts it reads: any of "samples", "embeddings", "neighbors"
     requires: ClassVar[tuple[str, ...]] = ("samples",)
+
+    def skip_reason(self, ctx: ScanContext) -> str | None:  # noqa: ARG002
+        """Why this detector cannot run on this corpus (e.g. no labels), or None."""
+        return None
 
     def detect(self, ctx: ScanContext) -> DetectorResult:
         raise NotImplementedError

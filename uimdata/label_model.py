@@ -1,0 +1,100 @@
+"""Out-of-fold predicted probabilities from the embeddings alone (no user model needed).
+
+Two models, both cheap on a CPU and on a GPU when there is one:
+
+* ``logreg``: multinomial logistic regression (softmax over a linear layer) in torch, trained
+  full-batch with L-BFGS on k-1 folds and applied to the held-out fold;
+* ``knn``: the labels of each row's neighbours in the kNN graph, weighted by cosine (the graph
+  never holds the row itself, so this is leave-one-out by construction);
+* ``ensemble`` (default): the mean of the two.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METHODS = ("logreg", "knn", "ensemble")
+
+
+def _device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def fold_ids(y: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    """Stratified fold of every row: each class is spread evenly over the folds."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(y), np.int64)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        fold[idx] = (np.arange(len(idx)) + rng.integers(folds)) % folds
+    return fold
+
+
+def logreg_oof(x: np.ndarray, y: np.ndarray, n_classes: int, folds: int = 5, l2: float = 1e-4,
+               max_iter: int = 60, seed: int = 0, device: str = "auto") -> np.ndarray:
+    import torch
+
+    dev = _device(device)
+    torch.manual_seed(seed)
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
+    yt = torch.from_numpy(y.astype(np.int64)).to(dev)
+    fold = fold_ids(y, folds, seed)
+    out = np.zeros((len(y), n_classes), np.float32)
+    for f in range(folds):
+        train = torch.from_numpy(np.flatnonzero(fold != f)).to(dev)
+        test = np.flatnonzero(fold == f)
+        if len(test) == 0:
+            continue
+        lin = torch.nn.Linear(x.shape[1], n_classes).to(dev)
+        opt = torch.optim.LBFGS(lin.parameters(), lr=1, max_iter=max_iter, history_size=10,
+                                line_search_fn="strong_wolfe")
+        xs, ys = xt[train], yt[train]
+
+        def closure(opt=opt, lin=lin, xs=xs, ys=ys) -> torch.Tensor:
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(lin(xs), ys) + l2 * lin.weight.pow(2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        with torch.no_grad():
+            out[test] = torch.softmax(lin(xt[torch.from_numpy(test).to(dev)]), dim=1).cpu().numpy()
+    return out
+
+
+def knn_probs(neighbors: np.ndarray, cos: np.ndarray, y: np.ndarray, n_classes: int,
+              temperature: float = 0.05, prior_weight: float = 0.5) -> np.ndarray:
+    """Soft votes of each row's neighbours (rows with y < 0 do not vote), smoothed by the class prior."""
+    n, k = neighbors.shape
+    prior = np.bincount(y[y >= 0], minlength=n_classes).astype(np.float64)
+    prior /= max(prior.sum(), 1)
+    out = np.tile(prior * prior_weight, (n, 1))
+    if k:
+        valid = neighbors >= 0
+        ny = np.where(valid, y[np.clip(neighbors, 0, None)], -1)
+        w = np.where(valid & (ny >= 0), np.exp((cos - 1.0) / temperature), 0.0)
+        rows = np.repeat(np.arange(n), k)
+        np.add.at(out, (rows[ny.reshape(-1) >= 0], ny.reshape(-1)[ny.reshape(-1) >= 0]),
+                  (w / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)).reshape(-1)[ny.reshape(-1) >= 0])
+    return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def oof_pred_probs(x: np.ndarray, y: np.ndarray, n_classes: int, neighbors: np.ndarray, cos: np.ndarray,
+                   method: str = "ensemble", folds: int = 5, seed: int = 0, device: str = "auto") -> np.ndarray:
+    """Out-of-fold probabilities for labelled rows (``y >= 0``); rows with ``y < 0`` get the knn vote."""
+    if method not in METHODS:
+        raise ValueError(f"label model must be one of {METHODS}, got {method!r}")
+    knn = knn_probs(neighbors, cos, y, n_classes) if method != "logreg" else None
+    if method == "knn":
+        return knn
+    lab = np.flatnonzero(y >= 0)
+    lr = np.zeros((len(y), n_classes), np.float32)
+    lr[lab] = logreg_oof(x[lab], y[lab], n_classes, folds=folds, seed=seed, device=device)
+    if method == "logreg":
+        return lr
+    return (lr + knn) / 2
