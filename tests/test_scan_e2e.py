@@ -15,7 +15,7 @@ runner = CliRunner()
 
 SAMPLES_COLS = {"id", "text", "label", "text_hash", "n_chars", "row"}
 NEIGHBOR_COLS = {"id", "rank", "neighbor_id", "cosine", "row", "neighbor_row"}
-ISSUES = ("exact_duplicate", "near_duplicate", "corrupted", "label", "outlier", "long_tail")
+ISSUES = ("exact_duplicate", "near_duplicate", "corrupted", "label", "long_tail")  # outlier: < 50 rows
 
 
 def one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:

@@ -45,6 +45,15 @@ class ScanContext:
         return read_graph(self.run, self.n)
 
     @cached_property
+    def cluster_ids(self) -> np.ndarray:
+        """Spherical FAISS k-means over the embeddings, k ~ sqrt(N / 2) (>= 39 rows per centroid)."""
+        from uimdata.detectors.long_tail import kmeans_assign
+
+        k = int(np.clip(round(np.sqrt(self.n / 2)), 1, 4096))
+        k = max(1, min(k, self.n // 39))
+        return kmeans_assign(self.embeddings, k) if k > 1 else np.zeros(self.n, np.int64)
+
+    @cached_property
     def classes(self) -> list[str]:
         """Sorted distinct non-null labels."""
         if "label" not in self.samples.column_names:

@@ -36,7 +36,7 @@ def fold_ids(y: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
 
 
 def logreg_oof(x: np.ndarray, y: np.ndarray, n_classes: int, folds: int = 5, l2: float = 1e-4,
-               max_iter: int = 60, seed: int = 0, device: str = "auto") -> np.ndarray:
+               max_iter: int = 20, seed: int = 0, device: str = "auto") -> np.ndarray:
     import torch
 
     dev = _device(device)

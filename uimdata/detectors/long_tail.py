@@ -45,6 +45,7 @@ class LongTailDetector(Detector):
 
     def __init__(self, class_ratio: float = 0.25, cluster_ratio: float = 0.25, n_clusters: int | None = None,
                  seed: int = 0) -> None:
+        """``n_clusters``: override k (default: the scan's shared k-means, k ~ sqrt(N / 2))."""
         self.class_ratio = class_ratio
         self.cluster_ratio = cluster_ratio
         self.n_clusters = n_clusters
@@ -52,10 +53,11 @@ class LongTailDetector(Detector):
 
     def detect(self, ctx: Any) -> DetectorResult:
         n = ctx.n
-        k = self.n_clusters or int(np.clip(round(np.sqrt(n / 2)), 1, 4096))
-        k = max(1, min(k, n // 39))  # FAISS wants >= 39 points per centroid
-        assign = kmeans_assign(ctx.embeddings, k, self.seed) if k > 1 else np.zeros(n, np.int64)
-        sizes = np.bincount(assign, minlength=k)
+        if self.n_clusters:
+            assign = kmeans_assign(ctx.embeddings, self.n_clusters, self.seed)
+        else:
+            assign = ctx.cluster_ids  # shared with the outlier detector
+        sizes = np.bincount(assign, minlength=int(assign.max()) + 1)
         nonempty = sizes[sizes > 0]
         med_cluster = float(np.median(nonempty))
         cluster_ratio = sizes[assign] / med_cluster

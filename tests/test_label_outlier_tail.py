@@ -1,0 +1,162 @@
+"""label, outlier, long_tail and off_target detectors: planted defects found, clean data spared."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from uimdata.cli import app
+from uimdata.executors.local import LocalExecutor
+from uimdata.scan import ScanConfig, scan
+
+DATA = "uimdata/data"
+runner = CliRunner()
+
+
+def blobs(n_per: list[int], dim: int = 32, spread: float = 0.35, seed: int = 0,
+          noise_seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Well-separated classes: one random centre each, rows = centre + noise, L2-normalised."""
+    centres = np.random.default_rng(seed).normal(size=(len(n_per), dim))
+    rng = np.random.default_rng(seed if noise_seed is None else noise_seed)
+    if noise_seed is None:
+        rng.normal(size=(len(n_per), dim))
+    y = np.repeat(np.arange(len(n_per)), n_per)
+    x = centres[y] + spread * rng.normal(size=(len(y), dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), y
+
+
+def glosses(n: int, seed: int = 0) -> list[str]:
+    return pl.read_parquet(f"{DATA}/wordnet/glosses.parquet", columns=["text"]).sample(n, seed=seed)["text"].to_list()
+
+
+def run(tmp_path, df: pl.DataFrame, **cfg) -> tuple[pl.DataFrame, duckdb.DuckDBPyConnection]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    corpus = tmp_path / "c.parquet"
+    df.write_parquet(corpus)
+    scan(ScanConfig(corpus=str(corpus), out=str(tmp_path / "run"), **cfg), LocalExecutor(progress=False))
+    con = duckdb.connect(str(tmp_path / "run" / "uim.duckdb"), read_only=True)
+    return con.sql("SELECT * FROM flags").pl(), con
+
+
+def labelled(x: np.ndarray, y: np.ndarray, texts: list[str] | None = None) -> pl.DataFrame:
+    names = np.array([f"class{c}" for c in range(y.max() + 1)])
+    return pl.DataFrame({"id": [f"r{i}" for i in range(len(y))],
+                         "text": texts or [f"row {i} of class {c}" for i, c in enumerate(y)],
+                         "label": names[y].tolist(), "embedding": x.tolist()})
+
+
+def test_planted_label_flips_found_with_suggested_label(tmp_path):
+    x, y = blobs([80] * 5)
+    rng = np.random.default_rng(1)
+    flip = rng.choice(len(y), 20, replace=False)
+    given = y.copy()
+    given[flip] = (y[flip] + rng.integers(1, 5, len(flip))) % 5
+    f, con = run(tmp_path, labelled(x, given), detectors=("label",))
+    flagged = set(f.filter(pl.col("is_label_issue"))["id"])
+    planted = {f"r{i}" for i in flip}
+    assert len(flagged & planted) >= 17, (len(flagged & planted), len(flagged))
+    assert len(flagged - planted) <= 2
+    sugg = dict(f.filter(pl.col("is_label_issue")).select("id", "suggested_label").rows())
+    right = sum(sugg[f"r{i}"] == f"class{y[i]}" for i in flip if f"r{i}" in sugg)
+    assert right >= len(flagged & planted) - 1
+    noise = con.sql("SELECT * FROM label_noise_matrix").pl()
+    assert set(noise.columns) == {"given_label", "suggested_label", "count", "fraction_of_given"}
+    assert noise["count"].sum() >= 15
+    assert (tmp_path / "run" / "pred_probs.parquet").exists()
+
+
+def test_clean_well_separated_corpus_gets_no_label_flags(tmp_path):
+    x, y = blobs([60, 60, 60, 60])
+    f, _ = run(tmp_path, labelled(x, y), detectors=("label",))
+    assert f["is_label_issue"].sum() <= 1
+
+
+def test_corpus_without_labels_skips_label_with_a_note(tmp_path):
+    x, _ = blobs([40, 40])
+    df = pl.DataFrame({"text": [f"text {i}" for i in range(80)], "embedding": x.tolist()})
+    corpus = tmp_path / "c.parquet"
+    df.write_parquet(corpus)
+    res = runner.invoke(app, ["scan", str(corpus), "-o", str(tmp_path / "run"), "--detectors",
+                              "label,exact_duplicate"])
+    assert res.exit_code == 0, res.output
+    assert "label: skipped, the corpus has no label column" in res.output
+    con = duckdb.connect(str(tmp_path / "run" / "uim.duckdb"), read_only=True)
+    (summary,) = con.execute("SELECT summary::VARCHAR FROM detectors WHERE issue = 'label'").fetchall()[0]
+    assert "no label column" in json.loads(summary)["skipped"]
+    assert "is_label_issue" not in [r[0] for r in con.execute("DESCRIBE flags").fetchall()]
+
+
+@pytest.fixture(scope="module")
+def mixed_language_corpus():
+    """2,000 real dictionary glosses + 40 German/Spanish/Italian sentences. The embeddings are random
+    on purpose: the text itself must give the other languages away."""
+    from tests.conftest import random_embeddings
+
+    ood = pl.read_parquet(f"{DATA}/ood/ood.parquet").filter(pl.col("kind") == "other_language").sample(40, seed=0)
+    texts = glosses(2000) + ood["text"].to_list()
+    return texts, random_embeddings(len(texts), dim=32)
+
+
+def test_other_language_rows_are_outliers(tmp_path, mixed_language_corpus):
+    texts, emb = mixed_language_corpus
+    df = pl.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts, "embedding": emb.tolist()})
+    f, _ = run(tmp_path, df, detectors=("outlier",))
+    flagged = set(f.filter(pl.col("is_outlier_issue"))["id"])
+    planted = {f"r{i}" for i in range(2000, 2040)}
+    assert len(flagged & planted) >= 28, len(flagged & planted)
+    assert len(flagged - planted) <= 20  # <= 1 % of the clean rows
+    reasons = f.filter(pl.col("is_outlier_issue") & pl.col("id").is_in(list(planted)))["outlier_reason"]
+    assert sum("another language" in r for r in reasons) >= 25
+
+
+def test_clean_corpus_has_few_outliers(tmp_path, mixed_language_corpus):
+    texts, emb = mixed_language_corpus
+    df = pl.DataFrame({"text": texts[:2000], "embedding": emb[:2000].tolist()})
+    f, _ = run(tmp_path, df, detectors=("outlier",))
+    assert f["is_outlier_issue"].sum() <= 20
+
+
+def test_outlier_needs_enough_rows_to_calibrate(tmp_path):
+    x, _ = blobs([10, 10])
+    f, con = run(tmp_path, pl.DataFrame({"text": [f"t {i}" for i in range(20)], "embedding": x.tolist()}),
+                 detectors=("outlier", "exact_duplicate"))
+    assert "is_outlier_issue" not in f.columns
+    (summary,) = con.execute("SELECT summary::VARCHAR FROM detectors WHERE issue = 'outlier'").fetchall()[0]
+    assert "at least 50 rows" in json.loads(summary)["skipped"]
+
+
+def test_long_tail_rare_class_and_clusters_table(tmp_path):
+    x, y = blobs([120, 120, 120, 120, 6])
+    f, con = run(tmp_path, labelled(x, y), detectors=("long_tail",))
+    tail = f.filter(pl.col("is_long_tail_issue"))
+    assert set(tail["id"]) >= {f"r{i}" for i in range(480, 486)}
+    assert tail.height <= 12
+    assert all(r.startswith("under-represented: rare class 'class4'") for r in
+               tail.filter(pl.col("id").is_in([f"r{i}" for i in range(480, 486)]))["long_tail_reason"])
+    clusters = con.sql("SELECT * FROM clusters").pl()
+    assert {"cluster_id", "size", "density", "top_label", "top_label_share", "is_rare"} <= set(clusters.columns)
+    assert clusters["size"].sum() == f.height
+    assert (f["cluster_size"] > 0).all()
+    (summary,) = con.execute("SELECT summary::VARCHAR FROM detectors WHERE issue = 'long_tail'").fetchall()[0]
+    assert json.loads(summary)["tail_classes"] == ["class4"]
+
+
+def test_off_target_with_reference(tmp_path):
+    x, y = blobs([100, 100], seed=3)
+    corpus = pl.DataFrame({"id": [f"r{i}" for i in range(200)], "text": [f"t{i}" for i in range(200)],
+                           "embedding": x.tolist()})
+    xr, _ = blobs([60, 0], seed=3, noise_seed=99)  # reference: only the first group, other rows
+    ref = tmp_path / "ref.parquet"
+    pl.DataFrame({"text": [f"ref {i}" for i in range(60)], "embedding": xr.tolist()}).write_parquet(ref)
+    f, _ = run(tmp_path, corpus, detectors=("off_target",), reference=str(ref))
+    off = f.filter(pl.col("is_off_target_issue"))["id"].to_list()
+    assert {int(i[1:]) for i in off} >= set(range(100, 200)) - set(range(100, 105))
+    assert sum(int(i[1:]) < 100 for i in off) <= 2
+    # without a reference the detector is skipped
+    f2, _ = run(tmp_path / "b", corpus, detectors=("off_target", "exact_duplicate"))
+    assert "is_off_target_issue" not in f2.columns
