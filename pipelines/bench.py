@@ -5,6 +5,8 @@
 3. 50,000-row corpus with precomputed embeddings (see bench_data.py): all stages after
    embedding, kNN recall@10 of the index against exact search, P/R/F1, and Datalab's
    near-duplicate check on the same embeddings, timed in the same run.
+4. label / outlier / long_tail on 51,500 rows with planted label noise and other-language /
+   other-domain rows (bench_detectors.py), next to Datalab's default find_issues.
 
 Each scan runs in a fresh subprocess so that peak RSS is its own. Results are printed and
 written to runs/bench/results.json.
@@ -192,6 +194,12 @@ def main() -> None:
         print("== cleanlab Datalab near_duplicate (defaults) on the same embeddings", flush=True)
         results[f"{name}_datalab"] = datalab_near_duplicates(corpus, truth50)
         print(json.dumps(results[f"{name}_datalab"], indent=1), flush=True)
+    print("== label / outlier / long_tail on 51,500 rows with planted label noise and OOD rows, vs Datalab",
+          flush=True)
+    from bench_detectors import run as run_detectors
+
+    results["detectors"] = run_detectors(run_scan)
+    print(json.dumps(results["detectors"], indent=1), flush=True)
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     print(f"written {OUT / 'results.json'}")
 
