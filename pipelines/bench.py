@@ -15,7 +15,6 @@ written to runs/bench/results.json.
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -31,14 +30,13 @@ DEMO = ROOT / "uimdata" / "data" / "demo"
 
 
 def _scan_child(corpus: str, out: str) -> None:
-    from uimdata.executors.local import LocalExecutor
+    from uimdata.executors.local import LocalExecutor, peak_rss_mb
     from uimdata.scan import ScanConfig, scan
 
     start = time.perf_counter()
     res = scan(ScanConfig(corpus=corpus, out=out), LocalExecutor(progress=False))
     total = time.perf_counter() - start
-    print(json.dumps({"timings": res.timings, "seconds": total,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"timings": res.timings, "seconds": total, "peak_rss_mb": peak_rss_mb()}))
 
 
 def run_scan(corpus: Path, out: Path, cold_cache: bool = False) -> dict:

@@ -120,6 +120,9 @@ def test_summary_shows_examples(scanned):
     res = runner.invoke(app, ["summary", str(out)])
     assert res.exit_code == 0, res.output
     assert "near_duplicate" in res.output and "x-html" in res.output
+    assert "off_target: skipped, no reference set given" in res.output
+    assert "skipped, None" not in res.output  # detectors that ran are not reported as skipped
+    assert "label noise (confident joint" in res.output
 
 
 def test_rescan_of_grown_corpus_embeds_only_new_rows(tmp_path, clean_df, monkeypatch):

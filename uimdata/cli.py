@@ -133,7 +133,7 @@ def summary(
     out.print(_table(f"issue summary: {run}", ["issue", "flagged", "fraction", "mean score"], summ))
     for issue, summ_json in con.execute("SELECT issue, summary::VARCHAR FROM detectors").fetchall():
         info = json.loads(summ_json)
-        if "skipped" in info:
+        if info.get("skipped"):
             out.print(f"[dim]{issue}: skipped, {info['skipped']}[/]")
         elif issue == "long_tail":
             out.print(f"long tail: tail classes {info.get('tail_classes')} ({info.get('tail_rule')}); "

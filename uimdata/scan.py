@@ -130,12 +130,12 @@ def _embed(cfg: ScanConfig, samples: pa.Table, ex: LocalExecutor) -> tuple[np.nd
         cache.add(new_hashes, new)
         found.update(zip(new_hashes, new))
     else:
-        ex._record("embed", 0.0, 0)
+        ex.record("embed", 0.0, 0)
     emb = np.stack([found[h] for h in hashes]).astype(np.float32)
     return emb, {"model": cfg.model, "embedded": len(todo), "from_cache": len(hashes) - len(missing)}
 
 
-def _detect(cfg: ScanContext | ScanConfig, ctx: ScanContext, ex: LocalExecutor,
+def _detect(cfg: ScanConfig, ctx: ScanContext, ex: LocalExecutor,
             skipped: dict[str, str]) -> list[DetectorResult]:
     results = []
     for name in cfg.detectors:
@@ -182,7 +182,7 @@ def scan(cfg: ScanConfig, executor: LocalExecutor | None = None) -> ScanResult:
             emb = _normalized(samples)
             samples = samples.drop_columns(["embedding"])
             embed_info: dict[str, Any] = {"model": f"given column '{cols.embedding}'", "embedded": 0}
-            ex._record("embed", 0.0, 0)
+            ex.record("embed", 0.0, 0)
         else:
             emb, embed_info = _embed(cfg, samples, ex)
         atomic_write_parquet(samples, run.samples)

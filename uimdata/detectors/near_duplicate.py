@@ -44,25 +44,32 @@ def _crc32(b: bytes) -> int:
     return zlib.crc32(b)
 
 
-def minhash_pairs(norm: list[str], rows: np.ndarray, threshold: float, num_perm: int) -> set[tuple[int, int]]:
-    """Candidate pairs (row_a < row_b) whose shingle sets have estimated Jaccard >= threshold."""
-    from datasketch import MinHash, MinHashLSH
+def minhash_pairs(norm: list[str], rows: np.ndarray, threshold: float, num_perm: int,
+                  chunk: int = 4096) -> set[tuple[int, int]]:
+    """Candidate pairs (row_a < row_b) whose shingle sets have estimated Jaccard >= threshold.
+
+    Shingles are hashed a chunk at a time, so memory holds the LSH index and one chunk of sets."""
+    from datasketch import LeanMinHash, MinHash, MinHashLSH
 
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    pairs: set[tuple[int, int]] = set()
-    shingle_sets = []
-    for r in rows:
-        t = norm[r][:MAX_SHINGLE_CHARS]
-        sh = {t[i:i + SHINGLE].encode("utf-8", "surrogatepass") for i in range(max(1, len(t) - SHINGLE + 1))}
-        shingle_sets.append(sh)
-    hashes = MinHash.bulk(shingle_sets, num_perm=num_perm, hashfunc=_crc32, seed=1)
+    sketches: list[LeanMinHash] = []
     with lsh.insertion_session() as session:
-        for r, m in zip(rows, hashes):
-            session.insert(int(r), m, check_duplication=False)
-    for r, m in zip(rows, hashes):
+        for start in range(0, len(rows), chunk):
+            part = rows[start:start + chunk]
+            sets = []
+            for r in part:
+                t = norm[r][:MAX_SHINGLE_CHARS]
+                sets.append({t[i:i + SHINGLE].encode("utf-8", "surrogatepass")
+                             for i in range(max(1, len(t) - SHINGLE + 1))})
+            for r, m in zip(part, MinHash.bulk(sets, num_perm=num_perm, hashfunc=_crc32, seed=1)):
+                lean = LeanMinHash(m)
+                sketches.append(lean)
+                session.insert(int(r), lean, check_duplication=False)
+    pairs: set[tuple[int, int]] = set()
+    for r, m in zip(rows, sketches):
         for other in lsh.query(m):
             if other != r:
-                pairs.add((min(r, other), max(r, other)))
+                pairs.add((min(int(r), other), max(int(r), other)))
     return pairs
 
 

@@ -87,7 +87,7 @@ def shape(text: str) -> str:
 def mahalanobis_to_means(x: np.ndarray, y: np.ndarray | None, reg: float = 1e-3) -> np.ndarray:
     """Squared Mahalanobis distance to the nearest class mean, shared covariance (rows with y < 0
     and corpora without labels use the global mean)."""
-    x = x.astype(np.float64)
+    x = np.asarray(x, dtype=np.float32)
     if y is None or (y >= 0).sum() < 2:
         groups = np.zeros(len(x), np.int64)
     else:
@@ -95,10 +95,15 @@ def mahalanobis_to_means(x: np.ndarray, y: np.ndarray | None, reg: float = 1e-3)
     classes = np.unique(groups[groups >= 0]) if (groups >= 0).any() else np.array([0])
     means = np.stack([x[groups == c].mean(axis=0) for c in classes])
     index = np.searchsorted(classes, np.clip(groups, classes[0], None))
-    resid = x - means[index]
-    resid = resid[groups >= 0] if (groups >= 0).any() else resid
-    cov = resid.T @ resid / max(len(resid), 1) + reg * np.eye(x.shape[1])
-    prec = np.linalg.inv(cov)
+    means = means.astype(np.float32)
+    labelled = groups >= 0 if (groups >= 0).any() else np.ones(len(x), bool)
+    cov = np.zeros((x.shape[1], x.shape[1]), np.float64)
+    for start in range(0, len(x), 8192):  # covariance of the residuals, a block at a time
+        block = slice(start, start + 8192)
+        resid = (x[block] - means[index[block]])[labelled[block]]
+        cov += resid.T.astype(np.float64) @ resid
+    cov = cov / max(int(labelled.sum()), 1) + reg * np.eye(x.shape[1])
+    prec = np.linalg.inv(cov).astype(np.float32)
     xp = x @ prec
     d = (np.einsum("ij,ij->i", xp, x)[:, None] - 2 * xp @ means.T
          + np.einsum("ij,jk,ik->i", means, prec, means)[None, :])

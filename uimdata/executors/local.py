@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,18 @@ from rich.text import Text
 from uimdata.stages.base import Stage
 
 T = TypeVar("T")
+
+
+def peak_rss_mb() -> float:
+    """This process' peak resident memory (VmHWM; ru_maxrss would include a parent's before exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 class RateColumn(ProgressColumn):
@@ -48,10 +61,12 @@ class LocalExecutor:
             task = prog.add_task(desc, total=total)
             yield lambda n: prog.advance(task, n)
 
-    def _record(self, name: str, seconds: float, rows: int) -> None:
+    def record(self, name: str, seconds: float, rows: int) -> None:
+        """Add a stage's seconds and rows; ``peak_rss_mb`` is the process' peak RSS when it ended."""
         t = self.timings.setdefault(name, {"seconds": 0.0, "rows": 0})
         t["seconds"] += seconds
         t["rows"] += rows
+        t["peak_rss_mb"] = peak_rss_mb()
 
     def map(self, stage: Stage, batches: Iterable[pa.Table], total: int | None = None,
             desc: str | None = None) -> list[pa.Table]:
@@ -68,7 +83,7 @@ class LocalExecutor:
                     out.append(stage.process(part))
                     rows += part.num_rows
                     advance(part.num_rows)
-        self._record(desc or stage.name, time.perf_counter() - start, rows)
+        self.record(desc or stage.name, time.perf_counter() - start, rows)
         return out
 
     def run_global(self, name: str, fn: Callable[[], T], rows: int) -> T:
@@ -77,5 +92,5 @@ class LocalExecutor:
         with self._bar(name, rows) as advance:
             result = fn()
             advance(rows)
-        self._record(name, time.perf_counter() - start, rows)
+        self.record(name, time.perf_counter() - start, rows)
         return result
