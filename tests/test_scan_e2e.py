@@ -136,3 +136,29 @@ def test_rescan_of_grown_corpus_embeds_only_new_rows(tmp_path, clean_df, monkeyp
     meta = json.loads((tmp_path / "r2" / "run.json").read_text())
     assert meta["embedding"]["embedded"] == 10
     assert meta["embedding"]["from_cache"] == 20
+
+
+def test_interrupted_embedding_keeps_finished_batches(tmp_path, clean_df, monkeypatch):
+    from uimdata.stages.embed import EmbedStage
+
+    monkeypatch.setenv("UIM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(EmbedStage, "batch_size", 10)
+    real = EmbedStage.process
+    calls = {"n": 0}
+
+    def dying(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # killed in the middle of the second batch
+        return real(self, batch)
+
+    corpus = tmp_path / "c.parquet"
+    clean_df.write_parquet(corpus)
+    monkeypatch.setattr(EmbedStage, "process", dying)
+    res = runner.invoke(app, ["scan", str(corpus), "-o", str(tmp_path / "run")])
+    assert res.exit_code != 0 and not (tmp_path / "run").exists()
+    monkeypatch.setattr(EmbedStage, "process", real)
+    res = runner.invoke(app, ["scan", str(corpus), "-o", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["embedding"] == {"model": "all-MiniLM-L6-v2", "embedded": 20, "from_cache": 10}

@@ -123,12 +123,13 @@ def _embed(cfg: ScanConfig, samples: pa.Table, ex: LocalExecutor) -> tuple[np.nd
         # length-sorted so each encode call sees similar lengths (the model sorts within a call too)
         rows.sort(key=lambda i: len(texts[i]))
         batch = pa.table({"text": pa.array([texts[i] for i in rows], pa.string())})
-        parts = ex.map(stage, [batch], total=len(rows), desc="embed")
-        new = np.concatenate([p.column("embedding").combine_chunks().values.to_numpy().reshape(
-            p.num_rows, -1) for p in parts]).astype(np.float32)
-        new_hashes = [hashes[i] for i in rows]
-        cache.add(new_hashes, new)
-        found.update(zip(new_hashes, new))
+        done = 0
+        for part in ex.imap(stage, [batch], total=len(rows), desc="embed"):
+            new = part.column("embedding").combine_chunks().values.to_numpy().reshape(part.num_rows, -1)
+            new_hashes = [hashes[i] for i in rows[done:done + part.num_rows]]
+            cache.add(new_hashes, new)  # each batch is cached as soon as it is embedded
+            found.update(zip(new_hashes, new))
+            done += part.num_rows
     else:
         ex.record("embed", 0.0, 0)
     emb = np.stack([found[h] for h in hashes]).astype(np.float32)

@@ -68,23 +68,28 @@ class LocalExecutor:
         t["rows"] += rows
         t["peak_rss_mb"] = peak_rss_mb()
 
-    def map(self, stage: Stage, batches: Iterable[pa.Table], total: int | None = None,
-            desc: str | None = None) -> list[pa.Table]:
-        """Apply ``stage.process`` to every batch; returns the processed batches in order."""
+    def imap(self, stage: Stage, batches: Iterable[pa.Table], total: int | None = None,
+             desc: str | None = None) -> Iterator[pa.Table]:
+        """Apply ``stage.process`` to every batch, yielding each result as soon as it is ready (so a
+        caller can persist it: a killed run keeps what it finished)."""
         start = time.perf_counter()
         stage.setup()
-        out, rows = [], 0
+        rows = 0
         with self._bar(desc or stage.name, total) as advance:
             for batch in batches:
                 for i in range(0, max(batch.num_rows, 1), stage.batch_size):
                     part = batch.slice(i, stage.batch_size)
                     if part.num_rows == 0:
                         continue
-                    out.append(stage.process(part))
+                    yield stage.process(part)
                     rows += part.num_rows
                     advance(part.num_rows)
         self.record(desc or stage.name, time.perf_counter() - start, rows)
-        return out
+
+    def map(self, stage: Stage, batches: Iterable[pa.Table], total: int | None = None,
+            desc: str | None = None) -> list[pa.Table]:
+        """Apply ``stage.process`` to every batch; returns the processed batches in order."""
+        return list(self.imap(stage, batches, total, desc))
 
     def run_global(self, name: str, fn: Callable[[], T], rows: int) -> T:
         """Run one whole-corpus step, timed, with a bar that completes when it returns."""
