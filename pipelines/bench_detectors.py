@@ -1,7 +1,7 @@
 """Benchmark of the label / outlier / long_tail detectors against cleanlab Datalab (defaults).
 
 Corpus: 50,000 real WordNet glosses (45 classes, long-tailed) with 8 % label noise planted (half
-uniform, half towards the class' nearest classes by centroid: `uimdata.synth_labels`), plus
+uniform, half towards the class' nearest classes by centroid: `uimdata.synth.labels`), plus
 1.5 % other-language (German / Spanish / Italian fortunes) and 1.5 % other-domain (English jokes
 and quotations) rows. Embedded once with all-MiniLM-L6-v2 through the cache, then scanned with
 the precomputed `embedding` column. Datalab runs on the same embeddings and on uimdata's own
@@ -23,7 +23,7 @@ OOD = Path(__file__).resolve().parents[1] / "uimdata" / "data" / "ood" / "ood.pa
 
 def detector_corpus(n: int = 50_000, noise: float = 0.08, ood_frac: float = 0.015,
                     seed: int = 0) -> tuple[Path, Path]:
-    from uimdata.synth_labels import confusable_classes, plant_label_noise, plant_ood
+    from uimdata.synth.labels import confusable_classes, plant_label_noise, plant_ood
 
     corpus, truth_path = OUT / f"labels{n}.parquet", OUT / f"labels_truth{n}.parquet"
     if corpus.exists() and truth_path.exists():

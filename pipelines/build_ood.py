@@ -390,7 +390,7 @@ def readme(df: pl.DataFrame, info: dict, size: int) -> str:
     return f"""# Out-of-distribution texts (fortune cookies)
 
 Real texts that do **not** belong in an English text-classification corpus, for uimdata's OOD benchmarks
-(`uimdata.synth_labels.plant_ood`): {df.height:,} short, single-paragraph fortune cookies from Debian's
+(`uimdata.synth.labels.plant_ood`): {df.height:,} short, single-paragraph fortune cookies from Debian's
 fortune packages. {kind_line}.
 
 - `other_language`: German, Spanish and Italian fortunes (`fortunes-de`, `fortunes-es`, `fortunes-it`):

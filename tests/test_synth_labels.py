@@ -1,4 +1,4 @@
-"""uimdata.synth_labels: planted label noise and OOD rows are what the truth table says they are."""
+"""uimdata.synth.labels: planted label noise and OOD rows are what the truth table says they are."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from uimdata import synth_labels as sl
+from uimdata.synth import labels as sl
 
 OOD_FILE = Path(__file__).resolve().parents[1] / "uimdata" / "data" / "ood" / "ood.parquet"
 CLASSES = ("noun.animal", "noun.plant", "noun.artifact", "verb.motion", "adj.all")

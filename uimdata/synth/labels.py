@@ -58,7 +58,7 @@ def _check(df: pl.DataFrame, need_label: bool = True) -> None:
     cols = ("id", "text", "label") if need_label else ("id", "text")
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise ValueError(f"synth_labels: the frame needs column(s) {missing}; it has {df.columns}")
+        raise ValueError(f"synth.labels: the frame needs column(s) {missing}; it has {df.columns}")
 
 
 def _label_series(values: list, dtype: pl.DataType, name: str = "label") -> pl.Series:
