@@ -160,3 +160,12 @@ def test_off_target_with_reference(tmp_path):
     # without a reference the detector is skipped
     f2, _ = run(tmp_path / "b", corpus, detectors=("off_target", "exact_duplicate"))
     assert "is_off_target_issue" not in f2.columns
+
+
+def test_classes_too_small_to_judge_are_not_flagged(tmp_path):
+    x, y = blobs([80, 80, 80, 6])
+    f, con = run(tmp_path, labelled(x, y), detectors=("label",))
+    tiny = f.filter(pl.col("id").is_in([f"r{i}" for i in range(240, 246)]))
+    assert not tiny["is_label_issue"].any()
+    (summary,) = con.execute("SELECT summary::VARCHAR FROM detectors WHERE issue = 'label'").fetchall()[0]
+    assert json.loads(summary)["classes_not_judged"] == ["class3"]

@@ -8,7 +8,9 @@ On corpora whose classes overlap a lot, cleanlab's ``find_label_issues`` flags e
 keeps confident learning's per-class thresholds (``cleanlab.count.get_confident_thresholds``:
 t_c = the mean probability rows labelled c get for c) but asks for strong evidence: a row is a
 label issue when its given label's probability is below ``relative_threshold`` x t_c and another
-class is predicted. cleanlab's own candidate count is kept in the summary.
+class is predicted. Rows of classes with fewer than ``min_class_rows`` (20) labelled rows are not
+judged: out-of-fold probabilities mean little there, and those rows are the long tail's business.
+cleanlab's own candidate count is kept in the summary.
 
 Per row: ``label_score`` = the given label's probability (cleanlab's self-confidence, lower =
 worse), ``suggested_label`` and ``suggested_label_prob``. The confident joint (given x suggested
@@ -36,8 +38,10 @@ class LabelDetector(Detector):
                                                        "suggested_label_prob": pa.float64()}
     requires: ClassVar[tuple[str, ...]] = ("samples", "embeddings", "neighbors")
 
-    def __init__(self, relative_threshold: float = 0.1, filter_by: str = "prune_by_noise_rate") -> None:
+    def __init__(self, relative_threshold: float = 0.1, min_class_rows: int = 20,
+                 filter_by: str = "prune_by_noise_rate") -> None:
         self.relative_threshold = relative_threshold
+        self.min_class_rows = min_class_rows
         self.filter_by = filter_by
 
     def skip_reason(self, ctx: Any) -> str | None:
@@ -69,7 +73,8 @@ class LabelDetector(Detector):
         sub_y = remap[y[lab]]
         cl_issue = find_label_issues(sub_y, sub_probs, filter_by=self.filter_by)
         thresholds = get_confident_thresholds(sub_y, sub_probs)
-        flagged[lab] = (given_p < self.relative_threshold * thresholds[sub_y]) & (sugg[lab] != y[lab])
+        judged = counts[y[lab]] >= self.min_class_rows  # too few rows: no reliable out-of-fold estimate
+        flagged[lab] = (given_p < self.relative_threshold * thresholds[sub_y]) & (sugg[lab] != y[lab]) & judged
 
         cj = compute_confident_joint(sub_y, sub_probs)
         gi, si = np.nonzero(cj)
@@ -90,6 +95,7 @@ class LabelDetector(Detector):
         }
         table = result_table(self.issue, ctx.ids, flagged, score, reasons, extras)
         summary = {"classes": len(present), "labelled_rows": int(len(lab)),
+                   "classes_not_judged": [classes[c] for c in present if counts[c] < self.min_class_rows],
                    "cleanlab_candidates": int(cl_issue.sum()), "label_model": ctx.label_model,
                    "estimated_noise_rate": float(cj[~np.eye(len(present), dtype=bool)].sum() / max(cj.sum(), 1))}
         return DetectorResult(self.issue, table, summary, tables={"label_noise_matrix": noise})
