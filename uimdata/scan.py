@@ -189,7 +189,7 @@ def scan(cfg: ScanConfig, executor: LocalExecutor | None = None) -> ScanResult:
         atomic_write_parquet(samples, run.samples)
         _write_embeddings(run, samples.column("id").combine_chunks(), emb)
         del emb
-        index = KnnIndex(k=cfg.k, exact_max=cfg.exact_max)
+        index = KnnIndex(k=cfg.k, exact_max=cfg.exact_max, device=cfg.device)
         ex.run_global("index", lambda: index.run(run), samples.num_rows)
         ctx = ScanContext(run, label_model=cfg.label_model, device=cfg.device, reference=_reference(cfg, ex))
         skipped: dict[str, str] = {}

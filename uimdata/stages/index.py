@@ -39,16 +39,35 @@ def _gpu_count() -> int:
         return 0
 
 
-def knn_graph(emb: np.ndarray, k: int = 10, exact_max: int = 20000, nlist: int | None = None,
-              nprobe: int | None = None, seed: int = 0) -> KnnGraph:
-    """Each row's k nearest other rows by cosine."""
+def torch_search(emb: np.ndarray, k: int, device: str = "cuda", block: int | None = None,
+                 score_bytes: float = 2e9) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-k by blockwise matmul in torch (the GPU path when FAISS has no GPU
+    build): queries go a block at a time against the whole matrix held on the device, in fp16 on
+    CUDA (scores re-ranked in fp32 for the returned neighbours)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32)).to(device)
+    # one block of scores (block x N) stays under score_bytes
+    block = block or int(np.clip(score_bytes / (len(emb) * 4), 256, 16384))
+    base = x.half() if device.startswith("cuda") else x
+    dist = np.empty((len(emb), k), np.float32)
+    nbr = np.empty((len(emb), k), np.int64)
+    with torch.no_grad():
+        for start in range(0, len(emb), block):
+            q = base[start:start + block]
+            top = torch.topk(q @ base.T, k, dim=1).indices
+            exact = torch.einsum("qd,qkd->qk", x[start:start + block], x[top])  # fp32 scores
+            order = torch.argsort(exact, dim=1, descending=True)
+            nbr[start:start + len(q)] = torch.gather(top, 1, order).cpu().numpy()
+            dist[start:start + len(q)] = torch.gather(exact, 1, order).cpu().numpy()
+    return dist, nbr
+
+
+def _faiss_search(emb: np.ndarray, k: int, exact_max: int, nlist: int | None, nprobe: int | None,
+                  seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     import faiss
 
     n, d = emb.shape
-    k_eff = min(k, n - 1)
-    if k_eff <= 0:
-        return KnnGraph(np.full((n, 0), -1, np.int64), np.zeros((n, 0), np.float32), "none")
-    emb = np.ascontiguousarray(emb, dtype=np.float32)
     if n <= exact_max:
         index, kind = faiss.IndexFlatIP(d), "flat"
     else:
@@ -64,7 +83,29 @@ def knn_graph(emb: np.ndarray, k: int = 10, exact_max: int = 20000, nlist: int |
         index = faiss.index_cpu_to_all_gpus(index)
         kind += ",gpu"
     index.add(emb)
-    dist, nbr = index.search(emb, k_eff + 1)
+    dist, nbr = index.search(emb, k)
+    return dist, nbr, kind
+
+
+def knn_graph(emb: np.ndarray, k: int = 10, exact_max: int = 20000, nlist: int | None = None,
+              nprobe: int | None = None, seed: int = 0, device: str = "auto") -> KnnGraph:
+    """Each row's k nearest other rows by cosine: FAISS (its GPU build when installed), or exact
+    blockwise torch search on a CUDA device when FAISS has no GPU (``device`` auto/cpu/cuda)."""
+    n, d = emb.shape
+    k_eff = min(k, n - 1)
+    if k_eff <= 0:
+        return KnnGraph(np.full((n, 0), -1, np.int64), np.zeros((n, 0), np.float32), "none")
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() and _gpu_count() == 0 else "cpu"
+    if device.startswith("cuda") or device.endswith(":torch"):  # "cpu:torch" runs the torch path on the CPU
+        torch_device = device.removesuffix(":torch")
+        dist, nbr = torch_search(emb, k_eff + 1, torch_device)
+        kind = "torch-exact," + torch_device
+    else:
+        dist, nbr, kind = _faiss_search(emb, k_eff + 1, exact_max, nlist, nprobe, seed)
     # drop self-matches; keep k_eff others (an exact duplicate may outrank self, so mask by id)
     self_mask = nbr == np.arange(n)[:, None]
     keep = ~self_mask
@@ -110,13 +151,14 @@ class KnnIndex(GlobalStep):
     resources: ClassVar[Resources] = Resources(cpus=2)
 
     def __init__(self, k: int = 10, exact_max: int = 20000, nlist: int | None = None,
-                 nprobe: int | None = None) -> None:
+                 nprobe: int | None = None, device: str = "auto") -> None:
         self.k, self.exact_max, self.nlist, self.nprobe = k, exact_max, nlist, nprobe
+        self.device = device
         self.kind = ""
 
     def run(self, run: RunDir) -> None:
         emb = run.read_embeddings()
         ids = run.read_samples(columns=["id"]).column("id").combine_chunks()
-        graph = knn_graph(emb, self.k, self.exact_max, self.nlist, self.nprobe)
+        graph = knn_graph(emb, self.k, self.exact_max, self.nlist, self.nprobe, device=self.device)
         self.kind = graph.kind
         atomic_write_parquet(graph_table(graph, ids), run.neighbors)
