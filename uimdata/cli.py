@@ -49,6 +49,8 @@ def scan(
     cache_dir: Path | None = typer.Option(None, help="embedding cache (default ~/.cache/uimdata)"),
     label_model: str = typer.Option("ensemble", help="out-of-fold label model: ensemble | logreg | knn"),
     reference: Path | None = typer.Option(None, help="reference set (e.g. downstream data): adds off_target"),
+    engine: str = typer.Option("local", help="local | ray (Ray Data actor pools; pip install 'uimdata[ray]')"),
+    address: str | None = typer.Option(None, help="Ray cluster address (auto | ray://HOST:PORT); default: local"),
 ) -> None:
     """Scan CORPUS: embed, build the kNN graph, run the detectors, write RUN/uim.duckdb."""
     from uimdata.scan import DEFAULT_DETECTORS, ScanConfig
@@ -63,7 +65,7 @@ def scan(
                      encoding_errors=encoding_errors,
                      detectors=tuple(d.strip() for d in detectors.split(",")) if detectors else DEFAULT_DETECTORS,
                      cache_dir=str(cache_dir) if cache_dir else None, label_model=label_model,
-                     reference=str(reference) if reference else None)
+                     reference=str(reference) if reference else None, engine=engine, address=address)
     try:
         res = run_scan(cfg)
     except UimError as e:

@@ -51,6 +51,8 @@ class ScanConfig:
     cache_dir: str | None = None
     label_model: str = "ensemble"
     reference: str | None = None
+    engine: str = "local"
+    address: str | None = None
 
 
 @dataclass
@@ -170,8 +172,18 @@ def _flags(ids: pa.Array, results: list[DetectorResult]) -> pa.Table:
     return pa.table(cols)
 
 
+def make_executor(cfg: ScanConfig) -> LocalExecutor:
+    if cfg.engine == "local":
+        return LocalExecutor()
+    if cfg.engine == "ray":
+        from uimdata.executors.ray import RayExecutor
+
+        return RayExecutor(address=cfg.address)
+    raise UimError("unknown engine", expected="local or ray", got=repr(cfg.engine))
+
+
 def scan(cfg: ScanConfig, executor: LocalExecutor | None = None) -> ScanResult:
-    ex = executor or LocalExecutor()
+    ex = executor or make_executor(cfg)
     for name in cfg.detectors:
         detectors.get(name)  # unknown names fail before any work
     started = time.time()

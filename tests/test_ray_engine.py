@@ -1,0 +1,78 @@
+"""The Ray Data engine runs the same stages as the local one and writes the same tables."""
+
+from __future__ import annotations
+
+import signal
+
+import duckdb
+import polars as pl
+import pytest
+
+from uimdata.executors.local import LocalExecutor
+from uimdata.scan import ScanConfig, scan
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def ray_executor():
+    from uimdata.executors.ray import RayExecutor
+
+    ex = RayExecutor(num_cpus=2, progress=False)
+    yield ex
+    ray.shutdown()
+
+
+def tables(run) -> dict[str, pl.DataFrame]:
+    con = duckdb.connect(str(run / "uim.duckdb"), read_only=True)
+    return {t: con.sql(f"SELECT * FROM {t} ORDER BY id").pl() for t in ("samples", "flags")}
+
+
+def test_ray_engine_matches_local(tmp_path, clean_df, ray_executor):
+    def too_slow(*_):  # a hung actor pool must fail the test, not the CI run
+        raise TimeoutError("the Ray engine did not finish in 300 s")
+
+    signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(300)
+    try:
+        rows = clean_df.to_dicts()
+        df = pl.concat([clean_df, pl.DataFrame([
+            {"id": "x-exact", "text": rows[3]["text"], "label": rows[3]["label"]},
+            {"id": "x-near", "text": rows[5]["text"].replace("reproduces", "reprodcues"), "label": rows[5]["label"]},
+            {"id": "x-html", "text": "<div><a href='/x'>Home</a> | <script>var a=1;</script></div>", "label": "food"},
+        ])])
+        corpus = tmp_path / "c.parquet"
+        df.write_parquet(corpus)
+        cfg = {"corpus": str(corpus), "k": 5}
+        scan(ScanConfig(out=str(tmp_path / "local"), **cfg), LocalExecutor(progress=False))
+        res = scan(ScanConfig(out=str(tmp_path / "ray"), engine="ray", **cfg), ray_executor)
+    finally:
+        signal.alarm(0)
+    local, remote = tables(tmp_path / "local"), tables(tmp_path / "ray")
+    assert local["samples"].equals(remote["samples"])
+    exact_cols = [c for c in local["flags"].columns if not c.endswith("_score") and "reason" not in c]
+    assert local["flags"].select(exact_cols).equals(remote["flags"].select(exact_cols))
+    for c in [c for c in local["flags"].columns if c.endswith("_score")]:
+        assert (local["flags"][c] - remote["flags"][c]).abs().max() < 1e-4, c
+    assert {"ingest", "embed", "corrupted"} <= set(res.timings)
+    flagged = set(remote["flags"].filter(pl.col("is_exact_duplicate_issue") | pl.col("is_near_duplicate_issue")
+                                         | pl.col("is_corrupted_issue"))["id"])
+    assert flagged == {"x-exact", "x-near", "x-html"}
+
+
+def test_without_ray_the_engine_says_how_to_install(monkeypatch, tmp_path, clean_df):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    from uimdata.errors import UimError
+    from uimdata.executors.ray import RayExecutor
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(UimError, match=r"pip install 'uimdata\[ray\]'"):
+        RayExecutor()
