@@ -51,6 +51,7 @@ def scan(
     reference: Path | None = typer.Option(None, help="reference set (e.g. downstream data): adds off_target"),
     engine: str = typer.Option("local", help="local | ray (Ray Data actor pools; pip install 'uimdata[ray]')"),
     address: str | None = typer.Option(None, help="Ray cluster address (auto | ray://HOST:PORT); default: local"),
+    embed_batch_rows: int | None = typer.Option(None, min=1, help="rows per embed batch and cache shard (2048)"),
 ) -> None:
     """Scan CORPUS: embed, build the kNN graph, run the detectors, write RUN/uim.duckdb."""
     from uimdata.scan import DEFAULT_DETECTORS, ScanConfig
@@ -65,7 +66,8 @@ def scan(
                      encoding_errors=encoding_errors,
                      detectors=tuple(d.strip() for d in detectors.split(",")) if detectors else DEFAULT_DETECTORS,
                      cache_dir=str(cache_dir) if cache_dir else None, label_model=label_model,
-                     reference=str(reference) if reference else None, engine=engine, address=address)
+                     reference=str(reference) if reference else None, engine=engine, address=address,
+                     embed_batch_rows=embed_batch_rows)
     try:
         res = run_scan(cfg)
     except UimError as e:

@@ -117,6 +117,16 @@ class RunDir:
         atomic_write_text(json.dumps(meta, indent=2, default=str), self.meta)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class StagingRun:
     """Build a run in a sibling temp directory and swap it in only when the scan succeeds.
 
@@ -126,8 +136,16 @@ class StagingRun:
     def __init__(self, final: str | os.PathLike[str]) -> None:
         self.final = Path(final)
         self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.", suffix=".partial",
+        self._remove_stale()
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.{os.getpid()}.", suffix=".partial",
                                          dir=self.final.parent))
+
+    def _remove_stale(self) -> None:
+        """Staging dirs left by scans that were killed (their process is gone) are removed."""
+        for old in self.final.parent.glob(f".{self.final.name}.*.partial"):
+            pid = old.name[len(self.final.name) + 2:].split(".", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(old, ignore_errors=True)
 
     def carry_over(self, names: list[str]) -> None:
         """Copy reusable artifacts of an earlier run (e.g. embedding shards) into the staging dir."""

@@ -53,6 +53,8 @@ class ScanConfig:
     reference: str | None = None
     engine: str = "local"
     address: str | None = None
+    #: rows per embed batch (one cache shard each: an interrupted scan keeps every finished batch)
+    embed_batch_rows: int | None = None
 
 
 @dataclass
@@ -119,7 +121,7 @@ def _embed(cfg: ScanConfig, samples: pa.Table, ex: LocalExecutor) -> tuple[np.nd
     todo: dict[str, int] = {}
     for i in missing:
         todo.setdefault(hashes[i], i)
-    stage = EmbedStage(cfg.model, cfg.device)
+    stage = EmbedStage(cfg.model, cfg.device, batch_rows=cfg.embed_batch_rows)
     if todo:
         rows = list(todo.values())
         # length-sorted so each encode call sees similar lengths (the model sorts within a call too)

@@ -70,7 +70,10 @@ class EmbedStage(Stage):
     adds: ClassVar[tuple[str, ...]] = ("embedding",)
     batch_size: ClassVar[int] = 2048
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", encode_batch_size: int = 64) -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", encode_batch_size: int = 64,
+                 batch_rows: int | None = None) -> None:
+        if batch_rows:
+            self.batch_size = batch_rows  # rows per process() call = per cache shard
         self.model_name = model
         self.device = device
         self.encode_batch_size = encode_batch_size
