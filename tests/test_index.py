@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from uimdata.stages.index import knn_graph
 
@@ -29,10 +30,12 @@ def test_flat_graph_is_exact_and_excludes_self():
     assert np.all(np.diff(g.cos, axis=1) <= 1e-6), "neighbours sorted by cosine"
 
 
-def test_ivf_above_threshold_keeps_recall():
+@pytest.mark.parametrize("approx", ["hnsw", "ivf"])
+def test_approximate_index_above_threshold_keeps_recall(approx):
     x = clustered(6000)
-    g = knn_graph(x, k=10, exact_max=1000)
-    assert g.kind.startswith("ivf")
+    g = knn_graph(x, k=10, exact_max=1000, approx=approx)
+    assert g.kind.startswith(approx)
+    assert not (g.rows == np.arange(6000)[:, None]).any()
     ref = exact_neighbors(x, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(g.rows, ref)])
     assert recall >= 0.95, recall
