@@ -19,7 +19,6 @@ import pyarrow.json as pajson
 
 from uimdata.errors import UimError
 
-FORMATS = ("parquet", "jsonl", "csv", "hf")
 #: column the reader appends: each row's position in the corpus (for error messages and ``row``)
 ROW_COL = "__uim_row"
 _SUFFIX = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",

@@ -147,15 +147,6 @@ class StagingRun:
             if pid.isdigit() and not _alive(int(pid)):
                 shutil.rmtree(old, ignore_errors=True)
 
-    def carry_over(self, names: list[str]) -> None:
-        """Copy reusable artifacts of an earlier run (e.g. embedding shards) into the staging dir."""
-        for name in names:
-            src = self.final / name
-            if src.is_dir():
-                shutil.copytree(src, self.tmp / name)
-            elif src.exists():
-                shutil.copy2(src, self.tmp / name)
-
     def commit(self) -> Path:
         old = None
         if self.final.exists():

@@ -94,7 +94,7 @@ def _normalized(samples: pa.Table) -> np.ndarray:
 
 def _reference(cfg: ScanConfig, ex: LocalExecutor) -> np.ndarray | None:
     """Embeddings of the --reference set: its own `embedding` column, else the scan's model."""
-    if not cfg.reference:
+    if not cfg.reference or "off_target" not in cfg.detectors:
         return None
     ref_cfg = ScanConfig(corpus=cfg.reference, out=cfg.out, model=cfg.model, device=cfg.device,
                          encoding_errors=cfg.encoding_errors, cache_dir=cfg.cache_dir, id_col="", label_col="")

@@ -8,16 +8,13 @@ Install with ``pip install 'uimdata[ray]'``; ``uim scan --engine ray [--address 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 
 from uimdata.errors import UimError
 from uimdata.executors.local import LocalExecutor
 from uimdata.stages.base import Stage
-
-T = TypeVar("T")
 
 
 class _StageActor:
@@ -79,6 +76,3 @@ class RayExecutor(LocalExecutor):
                     advance(out.num_rows)
                     yield out
         self.record(desc or stage.name, time.perf_counter() - start, rows)
-
-    def run_global(self, name: str, fn: Callable[[], T], rows: int) -> T:
-        return super().run_global(name, fn, rows)

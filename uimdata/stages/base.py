@@ -55,10 +55,6 @@ class Stage:
                 hint="run the stages that add them first",
             )
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        """Ray Data's callable-class protocol: the same object serves ``map_batches``."""
-        return self.process(batch)
-
 
 class GlobalStep:
     """A whole-corpus step that reads run artifacts and writes one artifact."""
