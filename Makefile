@@ -8,7 +8,7 @@ RUN     ?= runs/demo
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv scan test bench lint clean
+.PHONY: venv chromium scan test bench lint clean
 
 venv: $(STAMP)
 
@@ -21,8 +21,13 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 
 scan: venv
 	$(BIN)/uim scan $(CORPUS) -o $(RUN)
+	$(BIN)/uim report $(RUN)
 
-test: venv
+# Debian's Chromium for the report's browser test (tests/test_report.py drives it with Playwright).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+test: venv chromium
 	$(BIN)/python -m pytest -q tests
 
 bench: venv

@@ -160,6 +160,14 @@ def datalab_near_duplicates(corpus: Path, truth: pl.DataFrame) -> dict:
     return {"seconds": round(seconds, 1), "pair_aware": pa.row(), "membership": mem.row()}
 
 
+def loop() -> dict:
+    print("== uim link / curate / probe on 42,664 rows with a poisoned concept, vs Datalab and an oracle",
+          flush=True)
+    from bench_loop import run as run_loop
+
+    return run_loop(run_scan)
+
+
 def main() -> None:
     from bench_data import corpus_with_embeddings
 
@@ -198,12 +206,17 @@ def main() -> None:
 
     results["detectors"] = run_detectors(run_scan)
     print(json.dumps(results["detectors"], indent=1), flush=True)
-    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    results["loop"] = loop()
+    (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(f"written {OUT / 'results.json'}")
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_scan":
         _scan_child(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) > 1 and sys.argv[1] == "loop":  # only the link / curate / probe benchmark
+        OUT.mkdir(parents=True, exist_ok=True)
+        res = loop()
+        (OUT / "results-loop.json").write_text(json.dumps(res, indent=2, default=str))
     else:
         main()

@@ -6,6 +6,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from uimdata.scan import ScanConfig as _Cfg
+from uimdata.scan import scan as _scan
+from uimdata.synth.labels import plant_concept_poison as _poison
+from uimdata.synth.space import concept_space as _space
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -60,3 +65,39 @@ def random_embeddings(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, dim)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+POISONED_CONCEPT, WRONG = "3.1", "class_5"
+
+
+def _predict(train: pl.DataFrame, test: pl.DataFrame) -> list[str]:
+    from uimdata.probe import fit_predict
+
+    return list(fit_predict(train["embedding"].to_numpy(), train["label"].to_list(), None,
+                            test["embedding"].to_numpy()))
+
+
+def make_world(tmp_path, poison: bool, detectors: tuple[str, ...] = ("exact_duplicate", "label", "long_tail"),
+               extra=None):
+    """A synthetic labelled corpus (given embeddings), scanned, and a downstream split with the raw-trained
+    probe's predictions. ``poison``: 85 % of concept 3.1 labelled class_5. ``extra(train) -> (train, truth_ids)``
+    plants more defects."""
+    train = _space(seed=0, row_spread=0.6)
+    truth = set()
+    if poison:
+        rows = np.flatnonzero(train["concept"].to_numpy() == POISONED_CONCEPT)
+        train, t = _poison(train, rows, WRONG, 0.85, rng=0)
+        truth = set(t["id"])
+    if extra is not None:
+        train, more = extra(train)
+        truth |= set(more)
+    down = _space(seed=1, per_concept=30, prefix="t", row_spread=0.6)
+    down = down.with_columns(pl.Series("prediction", _predict(train, down)))
+    corpus, dpath = tmp_path / "corpus.parquet", tmp_path / "down.parquet"
+    train.drop("concept").write_parquet(corpus)
+    down.write_parquet(dpath)
+    run = tmp_path / "run"
+    _scan(_Cfg(corpus=str(corpus), out=str(run), detectors=detectors))
+    return run, dpath, truth, down
+
+

@@ -156,6 +156,140 @@ def summary(
     out.print(_table("worst examples", ["issue", "id", "score", "reason", "text"], rows))
 
 
+@app.command()
+def report(
+    run: Path = typer.Argument(..., help="run directory"),
+    output: Path | None = typer.Option(None, "-o", "--output", help="HTML file to write (default RUN/report.html)"),
+    examples: int = typer.Option(10, min=1, help="worst examples shown per issue"),
+) -> None:
+    """Write one self-contained HTML report of RUN (opens offline) and print its path."""
+    from uimdata.report import write_report
+
+    try:
+        path = write_report(run, output, examples=examples)
+    except UimError as e:
+        _fail(e)
+    out.print(str(path), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def link(
+    run: Path = typer.Argument(..., help="run directory written by `uim scan`"),
+    downstream: Path = typer.Argument(..., help="downstream eval set: text (or embedding) + correct, "
+                                                "or prediction + label, or loss"),
+    k: int = typer.Option(10, "--k", min=1, help="pre-training neighbours per downstream row"),
+    slice_col: list[str] = typer.Option([], "--slice-col", help="downstream column to slice by (repeatable)"),
+    text_col: str | None = typer.Option(None, help="text column (default: auto-detect)"),
+    label_col: str | None = typer.Option(None, help="true label column ('' = none)"),
+    prediction_col: str | None = typer.Option(None, help="model prediction column"),
+    correct_col: str | None = typer.Option(None, help="boolean correctness column"),
+    loss_col: str | None = typer.Option(None, help="per-row loss column"),
+    id_col: str | None = typer.Option(None, help="id column ('' = row position)"),
+    embedding_col: str | None = typer.Option(None, help="precomputed embedding column ('' = embed text)"),
+    min_down: int = typer.Option(10, min=1, help="downstream rows a slice needs to be ranked"),
+    top: int = typer.Option(10, min=1, help="slices printed"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda (embedding the downstream set)"),
+    cache_dir: Path | None = typer.Option(None, help="embedding cache (default ~/.cache/uimdata)"),
+) -> None:
+    """Link a downstream model's errors to the pre-training slices and issues that explain them."""
+    from uimdata.link import LinkConfig
+    from uimdata.link import link as run_link
+
+    cfg = LinkConfig(run=str(run), downstream=str(downstream), k=k, slice_cols=tuple(slice_col),
+                     text_col=text_col, label_col=label_col, prediction_col=prediction_col,
+                     correct_col=correct_col, loss_col=loss_col, id_col=id_col, embedding_col=embedding_col,
+                     min_down=min_down, device=device, cache_dir=str(cache_dir) if cache_dir else None)
+    try:
+        res = run_link(cfg)
+    except UimError as e:
+        _fail(e)
+    what = "error rate" if res.outcome != "loss" else "mean loss"
+    out.print(f"{res.n_down:,} downstream rows, {what} {res.error_rate:.3f}; "
+              f"{res.bias_regions} inherited-label-bias region(s)")
+    rows = []
+    for r in res.slices.filter(res.slices["rank"].is_not_null()).head(top).iter_rows(named=True):
+        ci = f"{r['lift']:.2f} [{r['lift_lo']:.2f}, {r['lift_hi']:.2f}]" if r["lift"] is not None else ""
+        issue = "inherited_label_bias" if r["inherited_label_bias"] else (r["dominant_issue"] or "-")
+        rows.append((r["rank"], r["slice_id"], r["n_down"], r["error_rate"], ci, r["n_pre"], issue,
+                     (r["description"] or "")[:90]))
+    out.print(_table("top slices (tier, then lower bound of the error lift)",
+                     ["rank", "slice", "n", what, "lift [95% CI]", "pre rows", "issue", "description"], rows))
+    att = [(r["issue"], r["odds_ratio"], f"[{r['or_lo']:.2f}, {r['or_hi']:.2f}]" if r["or_lo"] is not None else "",
+            r["p_value"], "yes" if r["significant"] else "no") for r in res.attribution.iter_rows(named=True)]
+    out.print(_table("issue attribution (odds ratio of an error per +10 points of flagged neighbours)",
+                     ["issue", "odds ratio", "95% CI", "p", "significant"], att))
+    out.print(f"query it: uim query {run} \"SELECT * FROM slices ORDER BY rank LIMIT 20\"")
+
+
+@app.command()
+def curate(
+    run: Path = typer.Argument(..., help="run directory written by `uim scan` (and `uim link`)"),
+    out_dir: Path = typer.Option(..., "-o", "--out", help="directory for the curated rows and manifest"),
+    policy: str = typer.Option("default", help="conservative | default | aggressive | a TOML policy file"),
+    format: str = typer.Option("parquet", "--format", help="parquet | jsonl | hf (datasets.save_to_disk)"),
+    upsample: bool = typer.Option(False, help="repeat reweighted rows round(weight) times instead of a weight"),
+) -> None:
+    """Export a curated training set: every row kept, dropped, relabelled or reweighted, with its reason."""
+    from uimdata.curate import curate as run_curate
+
+    try:
+        cur, target = run_curate(str(run), str(out_dir), policy, format, upsample)
+    except UimError as e:
+        _fail(e)
+    counts = cur.counts or {}
+    n = sum(counts.values())
+    rows = [(a, counts.get(a, 0), f"{100 * counts.get(a, 0) / max(n, 1):.1f}%")
+            for a in ("kept", "relabelled", "reweighted", "dropped")]
+    out.print(_table(f"policy {cur.policy_name}: {n:,} rows -> {target}", ["action", "rows", "%"], rows))
+    by_issue = (cur.manifest.filter(cur.manifest["action"] != "kept").group_by("action", "issue").len()
+                .sort("len", descending=True).head(12))
+    out.print(_table("by issue", ["action", "issue", "rows"], [tuple(r) for r in by_issue.iter_rows()]))
+    out.print(f"manifest: {out_dir / 'manifest.parquet'}; in SQL: table curation")
+
+
+@app.command()
+def probe(
+    run: Path = typer.Argument(..., help="run directory written by `uim scan` (and `uim link`)"),
+    downstream: Path = typer.Argument(..., help="evaluation set with text (or embedding) and the true label; "
+                                                "not the split `uim link` used"),
+    policy: list[str] = typer.Option([], "--policy", help="policy to compare with raw (repeatable; default: "
+                                                          "conservative, default, aggressive)"),
+    allow_leak: bool = typer.Option(False, help="evaluate even on rows `uim link` used"),
+    label_col: str | None = typer.Option(None, help="true label column"),
+    text_col: str | None = typer.Option(None, help="text column"),
+    embedding_col: str | None = typer.Option(None, help="precomputed embedding column"),
+    top_slices: int = typer.Option(5, min=1, help="`uim link` slices whose rows make slice_accuracy"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+) -> None:
+    """Train the same linear probe on the raw corpus and on each curated variant; compare on DOWNSTREAM."""
+    from uimdata.probe import probe as run_probe
+
+    try:
+        res = run_probe(str(run), str(downstream), tuple(policy) or ("conservative", "default", "aggressive"),
+                        allow_leak=allow_leak, label_col=label_col, text_col=text_col, embedding_col=embedding_col,
+                        top_slices=top_slices, device=device)
+    except UimError as e:
+        _fail(e)
+    out.print(f"linked on: {res.link_source or '(no uim link run)'}; evaluated on: {res.eval_source} "
+              f"({res.n_eval:,} labelled rows, {res.overlap} shared with the link split)")
+    r = res.results
+    metrics = [m for m in ("accuracy", "macro_accuracy", "tail_accuracy", "slice_accuracy") if m in r["metric"]]
+    rows = []
+    for pol in r["policy"].unique(maintain_order=True):
+        sub = r.filter(r["policy"] == pol)
+        first = sub.row(0, named=True)
+        cells = []
+        for m in metrics:
+            x = sub.filter(sub["metric"] == m).row(0, named=True)
+            cells.append(f"{x['value']:.3f} [{x['ci_lo']:.3f}, {x['ci_hi']:.3f}] n={x['n_eval']}"
+                         if x["value"] is not None else "-")
+        rows.append((pol, *cells, first["n_train"], first["rows_dropped"], first["rows_relabelled"],
+                     first["rows_reweighted"]))
+    out.print(_table("raw vs curated (95% intervals)", ["policy", *metrics, "train rows", "dropped",
+                                                          "relabelled", "reweighted"], rows))
+    out.print(f"query it: uim query {run} \"SELECT * FROM probe_results\"")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -35,35 +35,63 @@ def fold_ids(y: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
     return fold
 
 
-def logreg_oof(x: np.ndarray, y: np.ndarray, n_classes: int, folds: int = 5, l2: float = 1e-4,
-               max_iter: int = 20, seed: int = 0, device: str = "auto") -> np.ndarray:
-    import torch
+class SoftmaxModel:
+    """Multinomial logistic regression (a linear layer + softmax) in torch, trained full-batch with
+    L-BFGS; optional per-row weights. On the GPU when present. The downstream probe of ``uim probe``
+    and the fold model of ``logreg_oof``."""
 
-    dev = _device(device)
-    torch.manual_seed(seed)
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
-    yt = torch.from_numpy(y.astype(np.int64)).to(dev)
-    fold = fold_ids(y, folds, seed)
-    out = np.zeros((len(y), n_classes), np.float32)
-    for f in range(folds):
-        train = torch.from_numpy(np.flatnonzero(fold != f)).to(dev)
-        test = np.flatnonzero(fold == f)
-        if len(test) == 0:
-            continue
-        lin = torch.nn.Linear(x.shape[1], n_classes).to(dev)
-        opt = torch.optim.LBFGS(lin.parameters(), lr=1, max_iter=max_iter, history_size=10,
+    def __init__(self, n_classes: int, l2: float = 1e-4, max_iter: int = 100, seed: int = 0,
+                 device: str = "auto") -> None:
+        self.n_classes, self.l2, self.max_iter, self.seed = n_classes, l2, max_iter, seed
+        self.device = _device(device)
+        self.linear = None
+
+    def fit(self, x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> SoftmaxModel:
+        import torch
+
+        torch.manual_seed(self.seed)
+        dev = self.device
+        xs = torch.tensor(np.asarray(x, dtype=np.float32), device=dev)
+        ys = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(dev)
+        w = None if weight is None else torch.from_numpy(np.asarray(weight, dtype=np.float32)).to(dev)
+        lin = torch.nn.Linear(x.shape[1], self.n_classes).to(dev)
+        opt = torch.optim.LBFGS(lin.parameters(), lr=1, max_iter=self.max_iter, history_size=10,
                                 line_search_fn="strong_wolfe")
-        xs, ys = xt[train], yt[train]
 
-        def closure(opt=opt, lin=lin, xs=xs, ys=ys) -> torch.Tensor:
+        def closure() -> torch.Tensor:
             opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(lin(xs), ys) + l2 * lin.weight.pow(2).sum()
+            per_row = torch.nn.functional.cross_entropy(lin(xs), ys, reduction="none")
+            data = per_row.mean() if w is None else (per_row * w).sum() / w.sum()
+            loss = data + self.l2 * lin.weight.pow(2).sum()
             loss.backward()
             return loss
 
         opt.step(closure)
+        self.linear = lin
+        return self
+
+    def predict_proba(self, x: np.ndarray, batch: int = 65536) -> np.ndarray:
+        import torch
+
+        assert self.linear is not None, "fit() first"
+        out = []
         with torch.no_grad():
-            out[test] = torch.softmax(lin(xt[torch.from_numpy(test).to(dev)]), dim=1).cpu().numpy()
+            for s in range(0, len(x), batch):
+                xb = torch.tensor(np.asarray(x[s:s + batch], dtype=np.float32), device=self.device)
+                out.append(torch.softmax(self.linear(xb), dim=1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.n_classes), np.float32)
+
+
+def logreg_oof(x: np.ndarray, y: np.ndarray, n_classes: int, folds: int = 5, l2: float = 1e-4,
+               max_iter: int = 20, seed: int = 0, device: str = "auto") -> np.ndarray:
+    fold = fold_ids(y, folds, seed)
+    out = np.zeros((len(y), n_classes), np.float32)
+    for f in range(folds):
+        train, test = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+        if len(test) == 0:
+            continue
+        model = SoftmaxModel(n_classes, l2=l2, max_iter=max_iter, seed=seed, device=device)
+        out[test] = model.fit(x[train], y[train]).predict_proba(x[test])
     return out
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -70,12 +70,13 @@ def torch_search(emb: np.ndarray, k: int, device: str = "cuda", block: int | Non
     return dist, nbr
 
 
-def _faiss_search(emb: np.ndarray, k: int, exact_max: int, nlist: int | None, nprobe: int | None,
-                  seed: int, approx: str = "hnsw") -> tuple[np.ndarray, np.ndarray, str]:
+def _faiss_index(emb: np.ndarray, exact_max: int, nlist: int | None, nprobe: int | None, seed: int,
+                 approx: str = "hnsw", gpu: bool | None = None) -> tuple[Any, str]:
+    """A FAISS inner-product index holding ``emb``: flat up to ``exact_max`` rows, HNSW (CPU) or IVF above."""
     import faiss
 
     n, d = emb.shape
-    gpu = _gpu_count() > 0
+    gpu = _gpu_count() > 0 if gpu is None else gpu
     if n <= exact_max:
         index, kind = faiss.IndexFlatIP(d), "flat"
     elif approx == "hnsw" and not gpu:  # FAISS has no GPU HNSW: IVF on the GPU
@@ -96,8 +97,30 @@ def _faiss_search(emb: np.ndarray, k: int, exact_max: int, nlist: int | None, np
         index = faiss.index_cpu_to_all_gpus(index)
         kind += ",gpu"
     index.add(emb)
+    return index, kind
+
+
+def _faiss_search(emb: np.ndarray, k: int, exact_max: int, nlist: int | None, nprobe: int | None,
+                  seed: int, approx: str = "hnsw") -> tuple[np.ndarray, np.ndarray, str]:
+    index, kind = _faiss_index(emb, exact_max, nlist, nprobe, seed, approx)
     dist, nbr = index.search(emb, k)
     return dist, nbr, kind
+
+
+def cross_search(base: np.ndarray, queries: np.ndarray, k: int, exact_max: int = 20000,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest ``base`` rows of every query row by cosine (both L2-normalised):
+    ``(rows, cos)``, each ``(len(queries), min(k, len(base)))``, nearest first."""
+    base = np.ascontiguousarray(base, dtype=np.float32)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    k = min(k, len(base))
+    if k == 0 or len(queries) == 0:
+        return np.zeros((len(queries), k), np.int64), np.zeros((len(queries), k), np.float32)
+    # a large base is worth an approximate index only when it is queried many times
+    exact = len(base) <= exact_max or len(base) * len(queries) <= 5e9
+    index, _ = _faiss_index(base, len(base) if exact else exact_max, None, None, seed)
+    cos, rows = index.search(queries, k)
+    return rows.astype(np.int64), np.clip(cos, -1.0, 1.0).astype(np.float32)
 
 
 def knn_graph(emb: np.ndarray, k: int = 10, exact_max: int = 20000, nlist: int | None = None,

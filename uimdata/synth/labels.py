@@ -315,3 +315,68 @@ def plant_ood(df: pl.DataFrame, ood: pl.DataFrame, n: int, rng: RngLike = None,
         "true_label": pl.Series("true_label", [None] * n, dtype=label_dtype),
     })
     return out, truth
+
+
+# ----------------------------------------------------------------------------------- poisoned concept
+
+def pick_concept(labels: Sequence | pl.Series | np.ndarray, embeddings: np.ndarray, rng: RngLike = None,
+                 size: tuple[int, int] = (150, 400), purity: float = 0.8, n_clusters: int | None = None
+                 ) -> tuple[np.ndarray, Hashable, Hashable]:
+    """A fine-grained concept of a labelled corpus: a k-means cluster (``k`` ~ N / 150) whose size lies
+    in ``size`` and whose rows carry one class at least ``purity`` of the time, drawn with ``rng``.
+
+    Returns ``(rows, true_label, wrong_label)``: the concept's rows that carry its class, the class, and
+    the other class whose centroid is nearest to the concept's centroid (the systematic mistake an
+    annotator would make).
+    """
+    import faiss
+
+    rng = _rng(rng)
+    y = np.asarray(pl.Series(labels).to_list(), dtype=object)
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    k = n_clusters or max(2, len(y) // 150)
+    km = faiss.Kmeans(x.shape[1], k, niter=20, seed=int(rng.integers(1 << 30)), spherical=True, verbose=False)
+    km.train(x)
+    assign = km.index.search(x, 1)[1][:, 0]
+    options = []
+    for c in range(k):
+        rows = np.flatnonzero(assign == c)
+        if not size[0] <= len(rows) <= size[1]:
+            continue
+        vals, counts = np.unique(y[rows].astype(str), return_counts=True)
+        if counts.max() >= purity * len(rows):
+            options.append((c, vals[counts.argmax()]))
+    if not options:
+        raise ValueError(f"pick_concept: no cluster of {size[0]}-{size[1]} rows with purity >= {purity}")
+    c, label = options[int(rng.integers(len(options)))]
+    rows = np.flatnonzero((assign == c) & (y.astype(str) == label))
+    classes = sorted({str(v) for v in y if v is not None})
+    cents = np.stack([x[y.astype(str) == cl].mean(axis=0) for cl in classes])
+    sims = cents @ x[rows].mean(axis=0)
+    order = [classes[i] for i in np.argsort(-sims) if classes[i] != label]
+    true_label = next(v for v in y[rows])
+    wrong = next(v for v in y if str(v) == order[0])
+    return rows, true_label, wrong
+
+
+def plant_concept_poison(df: pl.DataFrame, rows: np.ndarray, wrong_label: Hashable, frac: float = 0.85,
+                         rng: RngLike = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Systematic label bias: give ``frac`` of the concept's ``rows`` (positions in ``df``) the one
+    ``wrong_label``. Confident learning cannot see this when most of a region is mislabelled the same
+    way. ``truth_df``: ``defect`` = ``"label_noise"``, ``kind`` = ``"poisoned_concept"``."""
+    _check(df)
+    rng = _rng(rng)
+    rows = np.asarray(rows, dtype=np.int64)
+    pick = np.sort(rng.choice(rows, size=int(round(frac * len(rows))), replace=False))
+    labels = df["label"].to_list()
+    true = [labels[i] for i in pick]
+    for i in pick:
+        labels[i] = wrong_label
+    out = df.with_columns(_label_series(labels, df.schema["label"]))
+    truth = pl.DataFrame({
+        "id": df["id"].gather(pl.Series(pick)),
+        "defect": ["label_noise"] * len(pick), "kind": ["poisoned_concept"] * len(pick),
+        "given_label": _label_series([wrong_label] * len(pick), df.schema["label"], "given_label"),
+        "true_label": _label_series(true, df.schema["label"], "true_label"),
+    }, schema_overrides={"id": df.schema["id"]})
+    return out, truth
