@@ -29,18 +29,25 @@ OUT = ROOT / "runs" / "bench"
 DEMO = ROOT / "uimdata" / "data" / "demo"
 
 
-def _scan_child(corpus: str, out: str) -> None:
+def _scan_child(corpus: str, out: str, engine: str = "local", index: str = "auto") -> None:
     from uimdata.executors.local import LocalExecutor, peak_rss_mb
     from uimdata.scan import ScanConfig, scan
 
+    if engine == "ray":
+        from uimdata.executors.ray import RayExecutor
+
+        ex = RayExecutor(num_cpus=2, progress=False)
+    else:
+        ex = LocalExecutor(progress=False)
     start = time.perf_counter()
-    res = scan(ScanConfig(corpus=corpus, out=out), LocalExecutor(progress=False))
+    res = scan(ScanConfig(corpus=corpus, out=out, engine=engine, index=index), ex)
     total = time.perf_counter() - start
     print(json.dumps({"timings": res.timings, "seconds": total, "peak_rss_mb": peak_rss_mb()}))
 
 
-def run_scan(corpus: Path, out: Path, cold_cache: bool = False) -> dict:
-    """Scan in a fresh process (its own peak RSS); ``cold_cache``: an empty embedding cache."""
+def run_scan(corpus: Path, out: Path, cold_cache: bool = False, engine: str = "local", index: str = "auto") -> dict:
+    """Scan in a fresh process (its own peak RSS; with Ray, the driver's); ``cold_cache``: an empty
+    embedding cache."""
     import os
     import tempfile
 
@@ -48,7 +55,8 @@ def run_scan(corpus: Path, out: Path, cold_cache: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as cache:
         if cold_cache:
             env["UIM_CACHE_DIR"] = cache
-        proc = subprocess.run([sys.executable, __file__, "_scan", str(corpus), str(out)], capture_output=True,
+        proc = subprocess.run([sys.executable, __file__, "_scan", str(corpus), str(out), engine, index],
+                              capture_output=True,
                               text=True, check=False, env=env)
     if proc.returncode:
         sys.exit(f"bench scan of {corpus} failed:\n{proc.stderr[-3000:]}")
@@ -213,7 +221,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_scan":
-        _scan_child(sys.argv[2], sys.argv[3])
+        _scan_child(sys.argv[2], sys.argv[3], *sys.argv[4:6])
     elif len(sys.argv) > 1 and sys.argv[1] == "loop":  # only the link / curate / probe benchmark
         OUT.mkdir(parents=True, exist_ok=True)
         res = loop()

@@ -1,8 +1,11 @@
 """Scaling: seconds and peak RSS per stage of `uim scan` (all detectors) at N rows with given
-embeddings (synthetic, clustered, 384-d) and real text (WordNet glosses drawn with replacement,
-each with its row number so that texts are distinct).
+embeddings (synthetic, clustered, 384-d) and real text: each row joins two WordNet glosses drawn at
+random, so that texts are distinct and, as in a real corpus, only a few are near copies of another
+(drawing single glosses with replacement made every row one of ~9 near copies at 10^6 rows).
 
-    python pipelines/bench_scale.py 100000 1000000
+    python pipelines/bench_scale.py 100000 1000000          # local engine
+    python pipelines/bench_scale.py --engine ray 100000     # Ray Data engine on this machine (2 CPUs)
+    python pipelines/bench_scale.py --engine ray --index hnsw 1000000
 """
 
 from __future__ import annotations
@@ -20,17 +23,17 @@ from bench_data import GLOSSES, OUT  # noqa: E402
 
 
 def corpus(n: int, dim: int = 384, seed: int = 0) -> Path:
-    path = OUT / f"scale{n}.parquet"
+    path = OUT / f"scale{n}-pairs.parquet"
     if path.exists():
         return path
     OUT.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     g = pl.read_parquet(GLOSSES, columns=["text", "label"])
-    pick = rng.integers(0, g.height, n)
+    pick, pick2 = rng.integers(0, g.height, n), rng.integers(0, g.height, n)
     centres = rng.normal(size=(2000, dim)).astype(np.float32)
     emb = centres[rng.integers(0, 2000, n)] + 0.7 * rng.normal(size=(n, dim)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    texts = [f"{t} (entry {i})" for i, t in enumerate(g["text"].gather(pick).to_list())]
+    texts = [f"{a} {b}" for a, b in zip(g["text"].gather(pick).to_list(), g["text"].gather(pick2).to_list())]
     pl.DataFrame({"text": texts, "label": g["label"].gather(pick),
                   "embedding": pl.Series(emb, dtype=pl.Array(pl.Float32, dim))}).write_parquet(path)
     return path
@@ -38,8 +41,16 @@ def corpus(n: int, dim: int = 384, seed: int = 0) -> Path:
 
 if __name__ == "__main__":
     out = {}
-    for n in [int(a) for a in sys.argv[1:]] or [100_000]:
-        r = run_scan(corpus(n), OUT / f"scale{n}-run")
-        out[n] = {"seconds": round(r["seconds"], 1), "peak_rss_mb": r["peak_rss_mb"],
+    args = sys.argv[1:]
+    engine, index = "local", "auto"
+    while args[:1] in (["--engine"], ["--index"]):
+        if args[0] == "--engine":
+            engine = args[1]
+        else:
+            index = args[1]
+        args = args[2:]
+    for n in [int(a) for a in args] or [100_000]:
+        r = run_scan(corpus(n), OUT / f"scale{n}-{engine}-run", engine=engine, index=index)
+        out[n] = {"engine": engine, "index": index, "seconds": round(r["seconds"], 1), "peak_rss_mb": r["peak_rss_mb"],
                   "stages": {k: [round(v["seconds"], 1), v.get("peak_rss_mb")] for k, v in r["timings"].items()}}
         print(json.dumps({n: out[n]}), flush=True)

@@ -30,15 +30,16 @@ def test_flat_graph_is_exact_and_excludes_self():
     assert np.all(np.diff(g.cos, axis=1) <= 1e-6), "neighbours sorted by cosine"
 
 
-@pytest.mark.parametrize("approx", ["hnsw", "ivf"])
-def test_approximate_index_above_threshold_keeps_recall(approx):
+@pytest.mark.parametrize(("approx", "min_recall"), [("hnsw", 0.95), ("ivf", 0.95), ("ivfpq", 0.8)])
+def test_approximate_index_above_threshold_keeps_recall(approx, min_recall):
+    """IVF-PQ's 8-bit codes are coarse on 48-d data (6 sub-vectors): 0.97 on 384-d (README)."""
     x = clustered(6000)
     g = knn_graph(x, k=10, exact_max=1000, approx=approx)
     assert g.kind.startswith(approx)
     assert not (g.rows == np.arange(6000)[:, None]).any()
     ref = exact_neighbors(x, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(g.rows, ref)])
-    assert recall >= 0.95, recall
+    assert recall >= min_recall, recall
 
 
 def test_duplicates_do_not_push_out_a_neighbour():
@@ -64,3 +65,15 @@ def test_torch_blockwise_search_matches_exact_faiss():
     same = np.mean([len(set(a) & set(b)) / 8 for a, b in zip(faiss_graph.rows, torch_graph.rows)])
     assert same > 0.995
     assert np.allclose(faiss_graph.cos, torch_graph.cos, atol=1e-5)
+
+
+def test_ivfpq_shards_agree_with_one_search():
+    """The sharded IVF-PQ search (what Ray tasks run) gives the same graph whatever the shard size."""
+    from uimdata.stages.index import _faiss_search
+
+    x = clustered(5000)
+    one = _faiss_search(x, 11, 1000, None, None, 0, "ivfpq", shard_rows=5000)
+    many = _faiss_search(x, 11, 1000, None, None, 0, "ivfpq", shard_rows=700)
+    assert one[2].endswith("1 shards") and many[2].endswith("8 shards")
+    assert np.array_equal(one[1], many[1]) and np.allclose(one[0], many[0])
+    assert knn_graph(x, k=10, exact_max=1000).kind.startswith("hnsw")  # auto, in one process: HNSW

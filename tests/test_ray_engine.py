@@ -76,3 +76,19 @@ def test_without_ray_the_engine_says_how_to_install(monkeypatch, tmp_path, clean
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(UimError, match=r"pip install 'uimdata\[ray\]'"):
         RayExecutor()
+
+
+@pytest.mark.parametrize("approx", ["ivf", "ivfpq"])
+def test_ray_tasks_run_the_sharded_knn_search(ray_executor, approx):
+    """Global-step shards (IVF-PQ search + exact re-ranking) as Ray tasks equal the in-process run."""
+    import numpy as np
+
+    from uimdata.stages.index import knn_graph
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    local = knn_graph(x, k=5, exact_max=500, approx=approx, pmap=LocalExecutor(progress=False).map_tasks)
+    remote = knn_graph(x, k=5, exact_max=500, approx=approx, pmap=ray_executor.map_tasks)
+    assert remote.kind.startswith(approx) and "shards" in remote.kind
+    assert np.array_equal(local.rows, remote.rows) and np.allclose(local.cos, remote.cos)

@@ -52,6 +52,8 @@ def scan(
     engine: str = typer.Option("local", help="local | ray (Ray Data actor pools; pip install 'uimdata[ray]')"),
     address: str | None = typer.Option(None, help="Ray cluster address (auto | ray://HOST:PORT); default: local"),
     embed_batch_rows: int | None = typer.Option(None, min=1, help="rows per embed batch and cache shard (2048)"),
+    index: str = typer.Option("auto", help="kNN index above --exact-max: auto | hnsw | ivf | ivfpq"),
+    embedding_dtype: str = typer.Option("float32", help="storage of RUN/embeddings: float32 | float16"),
 ) -> None:
     """Scan CORPUS: embed, build the kNN graph, run the detectors, write RUN/uim.duckdb."""
     from uimdata.scan import DEFAULT_DETECTORS, ScanConfig
@@ -59,6 +61,10 @@ def scan(
 
     if label_model not in ("ensemble", "logreg", "knn"):
         _fail(UimError("--label-model", expected="ensemble, logreg or knn", got=repr(label_model)))
+    if embedding_dtype not in ("float32", "float16"):
+        _fail(UimError("--embedding-dtype", expected="float32 or float16", got=repr(embedding_dtype)))
+    if index not in ("auto", "hnsw", "ivf", "ivfpq"):
+        _fail(UimError("--index", expected="auto, hnsw, ivf or ivfpq", got=repr(index)))
     if encoding_errors not in ("strict", "replace"):
         _fail(UimError("--encoding-errors", expected="strict or replace", got=repr(encoding_errors)))
     cfg = ScanConfig(corpus=str(corpus), out=str(out_dir), model=model, text_col=text_col, label_col=label_col,
@@ -67,7 +73,7 @@ def scan(
                      detectors=tuple(d.strip() for d in detectors.split(",")) if detectors else DEFAULT_DETECTORS,
                      cache_dir=str(cache_dir) if cache_dir else None, label_model=label_model,
                      reference=str(reference) if reference else None, engine=engine, address=address,
-                     embed_batch_rows=embed_batch_rows)
+                     embed_batch_rows=embed_batch_rows, index=index, embedding_dtype=embedding_dtype)
     try:
         res = run_scan(cfg)
     except UimError as e:

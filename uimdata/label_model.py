@@ -83,13 +83,19 @@ class SoftmaxModel:
 
 
 def logreg_oof(x: np.ndarray, y: np.ndarray, n_classes: int, folds: int = 5, l2: float = 1e-4,
-               max_iter: int = 20, seed: int = 0, device: str = "auto") -> np.ndarray:
+               max_iter: int = 20, seed: int = 0, device: str = "auto", max_train: int | None = 200_000
+               ) -> np.ndarray:
+    """``max_train``: each fold model learns from at most this many rows of the other folds (a uniform
+    sample, so classes keep their shares): the cost stays bounded on large corpora."""
     fold = fold_ids(y, folds, seed)
     out = np.zeros((len(y), n_classes), np.float32)
+    rng = np.random.default_rng(seed)
     for f in range(folds):
         train, test = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
         if len(test) == 0:
             continue
+        if max_train and len(train) > max_train:
+            train = np.sort(rng.choice(train, size=max_train, replace=False))
         model = SoftmaxModel(n_classes, l2=l2, max_iter=max_iter, seed=seed, device=device)
         out[test] = model.fit(x[train], y[train]).predict_proba(x[test])
     return out

@@ -102,10 +102,17 @@ class RunDir:
         """The embedding matrix (float32, L2-normalised), rows aligned with ``samples``."""
         self.require(self.embeddings_dir, "embed")
         shards = sorted(self.embeddings_dir.glob("part-*.parquet"))
-        table = pa.concat_tables(pq.read_table(s) for s in shards)
-        col = table.column("embedding").combine_chunks()
-        dim = col.type.list_size
-        return col.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
+        metas = [pq.ParquetFile(s) for s in shards]
+        n = sum(m.metadata.num_rows for m in metas)
+        dim = metas[0].schema_arrow.field("embedding").type.list_size if metas else 0
+        out = np.empty((n, dim), np.float32)  # filled shard by shard: no second copy of the matrix
+        at = 0
+        for m in metas:
+            for batch in m.iter_batches(columns=["embedding"], batch_size=65536):
+                vals = batch.column(0).values.to_numpy(zero_copy_only=False).reshape(-1, dim)
+                out[at:at + len(vals)] = vals
+                at += len(vals)
+        return out
 
     def read_neighbors(self) -> pa.Table:
         return pq.read_table(self.require(self.neighbors, "index"))

@@ -55,6 +55,11 @@ class ScanConfig:
     address: str | None = None
     #: rows per embed batch (one cache shard each: an interrupted scan keeps every finished batch)
     embed_batch_rows: int | None = None
+    #: kNN index above exact_max rows: auto (HNSW locally, IVF searched in Ray task shards under
+    #: --engine ray) | hnsw | ivf | ivfpq
+    index: str = "auto"
+    #: storage of RUN/embeddings: float32, or float16 (half the disk; read back as float32)
+    embedding_dtype: str = "float32"
 
 
 @dataclass
@@ -104,10 +109,12 @@ def _reference(cfg: ScanConfig, ex: LocalExecutor) -> np.ndarray | None:
     return _embed(ref_cfg, samples, ex)[0]
 
 
-def _write_embeddings(run: RunDir, ids: pa.Array, emb: np.ndarray) -> None:
+def _write_embeddings(run: RunDir, ids: pa.Array, emb: np.ndarray, dtype: str = "float32") -> None:
+    if dtype not in ("float32", "float16"):
+        raise UimError("--embedding-dtype", expected="float32 or float16", got=repr(dtype))
     for i, start in enumerate(range(0, len(ids), SHARD_ROWS)):
         part = pa.table({"id": ids.slice(start, SHARD_ROWS),
-                         "embedding": fixed_list(emb[start:start + SHARD_ROWS])})
+                         "embedding": fixed_list(emb[start:start + SHARD_ROWS].astype(dtype, copy=False))})
         atomic_write_parquet(part, run.embeddings_dir / f"part-{i:05d}.parquet")
 
 
@@ -201,10 +208,11 @@ def scan(cfg: ScanConfig, executor: LocalExecutor | None = None) -> ScanResult:
         else:
             emb, embed_info = _embed(cfg, samples, ex)
         atomic_write_parquet(samples, run.samples)
-        _write_embeddings(run, samples.column("id").combine_chunks(), emb)
+        _write_embeddings(run, samples.column("id").combine_chunks(), emb, cfg.embedding_dtype)
         del emb
-        index = KnnIndex(k=cfg.k, exact_max=cfg.exact_max, device=cfg.device)
-        ex.run_global("index", lambda: index.run(run), samples.num_rows)
+        approx = cfg.index if cfg.index != "auto" else ("ivf" if cfg.engine == "ray" else "hnsw")
+        index = KnnIndex(k=cfg.k, exact_max=cfg.exact_max, device=cfg.device, approx=approx)
+        ex.run_global("index", lambda: index.run(run, pmap=ex.map_tasks), samples.num_rows)
         ctx = ScanContext(run, label_model=cfg.label_model, device=cfg.device, reference=_reference(cfg, ex))
         skipped: dict[str, str] = {}
         results = _detect(cfg, ctx, ex, skipped)

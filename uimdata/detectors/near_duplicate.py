@@ -45,31 +45,50 @@ def _crc32(b: bytes) -> int:
 
 
 def minhash_pairs(norm: list[str], rows: np.ndarray, threshold: float, num_perm: int,
-                  chunk: int = 4096) -> set[tuple[int, int]]:
+                  chunk: int = 4096, max_bucket: int = 50) -> set[tuple[int, int]]:
     """Candidate pairs (row_a < row_b) whose shingle sets have estimated Jaccard >= threshold.
 
-    Shingles are hashed a chunk at a time, so memory holds the LSH index and one chunk of sets."""
-    from datasketch import LeanMinHash, MinHash, MinHashLSH
+    Signatures come from datasketch's MinHash, a chunk of texts at a time, into one matrix (rows x
+    num_perm); the banding is datasketch's own choice of bands and rows for ``threshold``
+    (``_optimal_param``, as MinHashLSH uses), done with numpy sorts instead of MinHashLSH's
+    per-band dicts, which hold every key in Python objects (gigabytes at 10^6 rows). A bucket of more
+    than ``max_bucket`` rows yields each member paired with the bucket's first ``max_bucket`` rows
+    (a template repeated thousands of times stays linear)."""
+    from datasketch import MinHash
+    from datasketch.lsh import _optimal_param
 
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    sketches: list[LeanMinHash] = []
-    with lsh.insertion_session() as session:
-        for start in range(0, len(rows), chunk):
-            part = rows[start:start + chunk]
-            sets = []
-            for r in part:
-                t = norm[r][:MAX_SHINGLE_CHARS]
-                sets.append({t[i:i + SHINGLE].encode("utf-8", "surrogatepass")
-                             for i in range(max(1, len(t) - SHINGLE + 1))})
-            for r, m in zip(part, MinHash.bulk(sets, num_perm=num_perm, hashfunc=_crc32, seed=1)):
-                lean = LeanMinHash(m)
-                sketches.append(lean)
-                session.insert(int(r), lean, check_duplication=False)
+    b, r = _optimal_param(threshold, num_perm, 0.5, 0.5)
+    sig = None
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        sets = []
+        for row in part:
+            t = norm[row][:MAX_SHINGLE_CHARS]
+            sets.append({t[i:i + SHINGLE].encode("utf-8", "surrogatepass")
+                         for i in range(max(1, len(t) - SHINGLE + 1))})
+        for j, m in enumerate(MinHash.bulk(sets, num_perm=num_perm, hashfunc=_crc32, seed=1)):
+            if sig is None:
+                sig = np.empty((len(rows), num_perm), m.hashvalues.dtype)
+            sig[start + j] = m.hashvalues
     pairs: set[tuple[int, int]] = set()
-    for r, m in zip(rows, sketches):
-        for other in lsh.query(m):
-            if other != r:
-                pairs.add((min(int(r), other), max(int(r), other)))
+    if sig is None:
+        return pairs
+    rows = np.asarray(rows)
+    for band in range(b):
+        keys = np.ascontiguousarray(sig[:, band * r:(band + 1) * r]).view(f"V{r * sig.itemsize}").ravel()
+        _, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        shared = counts[inv] > 1
+        if not shared.any():
+            continue
+        members = np.flatnonzero(shared)
+        order = members[np.argsort(inv[members], kind="stable")]
+        bounds = np.flatnonzero(np.diff(inv[order])) + 1
+        for bucket in np.split(order, bounds):
+            ids = rows[bucket]
+            for i in range(1, len(ids)):
+                for j in range(min(i, max_bucket)):
+                    a, c = int(ids[j]), int(ids[i])
+                    pairs.add((a, c) if a < c else (c, a))
     return pairs
 
 

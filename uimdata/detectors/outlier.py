@@ -45,9 +45,10 @@ def robust_z(s: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
     return (s - med) / max(mad, 1e-9)
 
 
-def trigram_surprise(texts: list[str], max_chars: int = MAX_CHARS, lower: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Mean negative log-likelihood of each text's character trigrams under a smoothed trigram model
-    P(c | two previous chars) estimated on all the texts (vectorised, hashed), and the trigram counts."""
+def _trigram_hashes(texts: list[str], max_chars: int, lower: bool
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hashed (bigram, trigram) of every character trigram of ``texts``, the text each belongs to,
+    and the distinct characters."""
     clipped = [" " + (t[:max_chars].lower() if lower else t[:max_chars]) + " " for t in texts]
     lengths = np.fromiter((len(t) for t in clipped), np.int64, len(clipped))
     codes = np.frombuffer("".join(clipped).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
@@ -57,17 +58,36 @@ def trigram_surprise(texts: list[str], max_chars: int = MAX_CHARS, lower: bool =
     for off in (1, 2):  # trigrams must not cross a text boundary
         pos[np.clip(ends - off, 0, len(codes) - 1)] = False
     idx = np.flatnonzero(pos[:-2]) if len(codes) > 2 else np.zeros(0, np.int64)
-    c0, c1, c2 = codes[idx], codes[idx + 1], codes[idx + 2]
-    h2 = (c0 * 1_000_003 + c1) % BUCKETS
-    h3 = (h2 * 1_000_033 + c2) % BUCKETS
-    n3 = np.bincount(h3, minlength=BUCKETS)
-    n2 = np.bincount(h2, minlength=BUCKETS)
-    vocab = max(len(np.unique(codes)), 2)
-    nll = -np.log((n3[h3] + 0.1) / (n2[h2] + 0.1 * vocab))
+    h2 = (codes[idx] * 1_000_003 + codes[idx + 1]) % BUCKETS
+    h3 = (h2 * 1_000_033 + codes[idx + 2]) % BUCKETS
     owner = np.searchsorted(starts, idx, side="right") - 1
-    total = np.bincount(owner, weights=nll, minlength=len(texts))
-    count = np.bincount(owner, minlength=len(texts))
-    out = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return h2, h3, owner, np.unique(codes)
+
+
+def trigram_surprise(texts: list[str], max_chars: int = MAX_CHARS, lower: bool = True,
+                     chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+    """Mean negative log-likelihood of each text's character trigrams under a smoothed trigram model
+    P(c | two previous chars) estimated on all the texts (vectorised, hashed), and the trigram counts.
+    Two passes over chunks of ``chunk`` texts (counts, then scores), so memory stays bounded."""
+    n3 = np.zeros(BUCKETS, np.int64)
+    n2 = np.zeros(BUCKETS, np.int64)
+    chars = np.zeros(0, np.int64)
+    for start in range(0, len(texts), chunk):
+        h2, h3, _, c = _trigram_hashes(texts[start:start + chunk], max_chars, lower)
+        n3 += np.bincount(h3, minlength=BUCKETS)
+        n2 += np.bincount(h2, minlength=BUCKETS)
+        chars = np.union1d(chars, c)
+    vocab = max(len(chars), 2)
+    out = np.full(len(texts), np.nan)
+    count = np.zeros(len(texts), np.int64)
+    for start in range(0, len(texts), chunk):
+        part = texts[start:start + chunk]
+        h2, h3, owner, _ = _trigram_hashes(part, max_chars, lower)
+        nll = -np.log((n3[h3] + 0.1) / (n2[h2] + 0.1 * vocab))
+        total = np.bincount(owner, weights=nll, minlength=len(part))
+        cnt = np.bincount(owner, minlength=len(part))
+        out[start:start + len(part)] = np.where(cnt > 0, total / np.maximum(cnt, 1), np.nan)
+        count[start:start + len(part)] = cnt
     fill = np.nanmedian(out) if np.isfinite(out).any() else 0.0
     return np.where(np.isnan(out), fill, out), count
 
@@ -104,10 +124,13 @@ def mahalanobis_to_means(x: np.ndarray, y: np.ndarray | None, reg: float = 1e-3)
         cov += resid.T.astype(np.float64) @ resid
     cov = cov / max(int(labelled.sum()), 1) + reg * np.eye(x.shape[1])
     prec = np.linalg.inv(cov).astype(np.float32)
-    xp = x @ prec
-    d = (np.einsum("ij,ij->i", xp, x)[:, None] - 2 * xp @ means.T
-         + np.einsum("ij,jk,ik->i", means, prec, means)[None, :])
-    return d.min(axis=1)
+    mm = np.einsum("ij,jk,ik->i", means, prec, means)[None, :]
+    out = np.empty(len(x), np.float32)
+    for start in range(0, len(x), 65536):  # a block of rows at a time
+        xp = x[start:start + 65536] @ prec
+        d = np.einsum("ij,ij->i", xp, x[start:start + 65536])[:, None] - 2 * xp @ means.T + mm
+        out[start:start + 65536] = d.min(axis=1)
+    return out
 
 
 @register

@@ -91,6 +91,10 @@ class LocalExecutor:
         """Apply ``stage.process`` to every batch; returns the processed batches in order."""
         return list(self.imap(stage, batches, total, desc))
 
+    def map_tasks(self, fn: Callable[..., T], items: list, shared: dict) -> list[T]:
+        """The parallel map global steps use for their shards (here: in this process, in order)."""
+        return [fn(item, **shared) for item in items]
+
     def run_global(self, name: str, fn: Callable[[], T], rows: int) -> T:
         """Run one whole-corpus step, timed, with a bar that completes when it returns."""
         start = time.perf_counter()

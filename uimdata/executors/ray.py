@@ -1,6 +1,7 @@
 """The Ray Data executor: the same stages as the local executor, run as ``map_batches`` over
 actor pools (a stage's ``setup()`` runs once per actor; ``num_cpus`` / ``num_gpus`` come from the
-stage's declared resources). Global steps run on the driver.
+stage's declared resources). Global steps run on the driver; their shards (the IVF-PQ kNN search of
+large corpora) run as Ray tasks through ``map_tasks``.
 
 Install with ``pip install 'uimdata[ray]'``; ``uim scan --engine ray [--address auto|ray://HOST:PORT]``.
 """
@@ -26,6 +27,10 @@ class _StageActor:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self.stage.process(batch)
+
+
+def _call_shared(fn, item, shared: dict):  # noqa: ANN001, ANN202
+    return fn(item, **shared)
 
 
 class RayExecutor(LocalExecutor):
@@ -55,6 +60,13 @@ class RayExecutor(LocalExecutor):
         if stage.resources.gpus:
             size = min(size, int(self.ray.cluster_resources().get("GPU", 0) // stage.resources.gpus))
         return max(1, min(size, self.max_actors or size))
+
+    def map_tasks(self, fn, items: list, shared: dict) -> list:  # noqa: ANN001 - any picklable function
+        """Shards of a global step as Ray tasks (one CPU each); ``shared`` (e.g. the embedding matrix and
+        a serialised index) goes into the object store once and reaches every task zero-copy."""
+        ref = self.ray.put(shared)
+        task = self.ray.remote(num_cpus=1)(_call_shared)
+        return self.ray.get([task.remote(fn, item, ref) for item in items])
 
     def imap(self, stage: Stage, batches: Iterable[pa.Table], total: int | None = None,
              desc: str | None = None) -> Iterator[pa.Table]:
