@@ -168,6 +168,21 @@ def datalab_near_duplicates(corpus: Path, truth: pl.DataFrame) -> dict:
     return {"seconds": round(seconds, 1), "pair_aware": pa.row(), "membership": mem.row()}
 
 
+def scaling() -> dict:
+    """10^5 and 10^6 rows with given embeddings, local engine and Ray engine (about 25 minutes)."""
+    from bench_scale import corpus
+
+    out = {}
+    for n, engine, index in [(100_000, "local", "auto"), (100_000, "ray", "auto"),
+                             (1_000_000, "local", "auto"), (1_000_000, "ray", "hnsw")]:
+        print(f"== scaling: {n:,} rows, {engine} engine, index {index}", flush=True)
+        r = run_scan(corpus(n), OUT / f"scale{n}-{engine}-run", engine=engine, index=index)
+        out[f"{n}-{engine}"] = {"index": index, "seconds": round(r["seconds"], 1), "peak_rss_mb": r["peak_rss_mb"],
+                                "stages": {k: round(v["seconds"], 1) for k, v in r["timings"].items()}}
+        print(json.dumps(out[f"{n}-{engine}"]), flush=True)
+    return out
+
+
 def loop() -> dict:
     print("== uim link / curate / probe on 42,664 rows with a poisoned concept, vs Datalab and an oracle",
           flush=True)
@@ -215,6 +230,7 @@ def main() -> None:
     results["detectors"] = run_detectors(run_scan)
     print(json.dumps(results["detectors"], indent=1), flush=True)
     results["loop"] = loop()
+    results["scaling"] = scaling()
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(f"written {OUT / 'results.json'}")
 

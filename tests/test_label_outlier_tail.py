@@ -50,7 +50,13 @@ def labelled(x: np.ndarray, y: np.ndarray, texts: list[str] | None = None) -> pl
                          "label": names[y].tolist(), "embedding": x.tolist()})
 
 
-def test_planted_label_flips_found_with_suggested_label(tmp_path):
+@pytest.mark.parametrize("minibatch", [False, True])
+def test_planted_label_flips_found_with_suggested_label(tmp_path, monkeypatch, minibatch):
+    """Full-batch L-BFGS fold models, and the mini-batch Adam ones large corpora get."""
+    if minibatch:
+        import uimdata.label_model
+
+        monkeypatch.setattr(uimdata.label_model, "MINIBATCH_ABOVE", 0)
     x, y = blobs([80] * 5)
     rng = np.random.default_rng(1)
     flip = rng.choice(len(y), 20, replace=False)

@@ -92,3 +92,17 @@ def test_ray_tasks_run_the_sharded_knn_search(ray_executor, approx):
     remote = knn_graph(x, k=5, exact_max=500, approx=approx, pmap=ray_executor.map_tasks)
     assert remote.kind.startswith(approx) and "shards" in remote.kind
     assert np.array_equal(local.rows, remote.rows) and np.allclose(local.cos, remote.cos)
+
+
+def test_ray_tasks_assign_kmeans_clusters(ray_executor):
+    """k-means trained on a sample, every row assigned in shards: Ray tasks give the local answer."""
+    import numpy as np
+
+    from uimdata.detectors.long_tail import kmeans_assign
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4000, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    local = kmeans_assign(x, 12, shard_rows=1000)
+    remote = kmeans_assign(x, 12, shard_rows=1000, pmap=ray_executor.map_tasks)
+    assert np.array_equal(local, remote) and len(np.unique(local)) == 12

@@ -13,8 +13,10 @@ from uimdata.stages.index import KnnGraph, read_graph
 
 class ScanContext:
     def __init__(self, run: RunDir, label_model: str = "ensemble", device: str = "auto",
-                 reference: np.ndarray | None = None) -> None:
+                 reference: np.ndarray | None = None, pmap=None) -> None:  # noqa: ANN001
         self.run = run
+        #: the executor's parallel map for sharded work (k-means assignment); None = in-process
+        self.pmap = pmap
         self.label_model = label_model
         self.device = device
         #: L2-normalised embeddings of a reference set (``uim scan --reference``), or None
@@ -46,12 +48,13 @@ class ScanContext:
 
     @cached_property
     def cluster_ids(self) -> np.ndarray:
-        """Spherical FAISS k-means over the embeddings, k ~ sqrt(N / 2) (>= 39 rows per centroid)."""
+        """Spherical FAISS k-means over the embeddings, k ~ sqrt(N / 2) (>= 39 rows per centroid), trained
+        on a sample and assigned in shards."""
         from uimdata.detectors.long_tail import kmeans_assign
 
         k = int(np.clip(round(np.sqrt(self.n / 2)), 1, 4096))
         k = max(1, min(k, self.n // 39))
-        return kmeans_assign(self.embeddings, k) if k > 1 else np.zeros(self.n, np.int64)
+        return kmeans_assign(self.embeddings, k, pmap=self.pmap) if k > 1 else np.zeros(self.n, np.int64)
 
     @cached_property
     def classes(self) -> list[str]:

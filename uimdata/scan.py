@@ -213,7 +213,8 @@ def scan(cfg: ScanConfig, executor: LocalExecutor | None = None) -> ScanResult:
         approx = cfg.index if cfg.index != "auto" else ("ivf" if cfg.engine == "ray" else "hnsw")
         index = KnnIndex(k=cfg.k, exact_max=cfg.exact_max, device=cfg.device, approx=approx)
         ex.run_global("index", lambda: index.run(run, pmap=ex.map_tasks), samples.num_rows)
-        ctx = ScanContext(run, label_model=cfg.label_model, device=cfg.device, reference=_reference(cfg, ex))
+        ctx = ScanContext(run, label_model=cfg.label_model, device=cfg.device, reference=_reference(cfg, ex),
+                          pmap=ex.map_tasks)
         skipped: dict[str, str] = {}
         results = _detect(cfg, ctx, ex, skipped)
         atomic_write_parquet(_flags(ctx.ids, results), run.flags)

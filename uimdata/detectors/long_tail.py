@@ -24,15 +24,29 @@ from uimdata.detectors import register
 from uimdata.detectors.base import Detector, DetectorResult, result_table
 
 
-def kmeans_assign(x: np.ndarray, k: int, seed: int = 0, niter: int = 20) -> np.ndarray:
+def assign_shard(span: tuple[int, int], centroids: np.ndarray, emb: np.ndarray) -> np.ndarray:
+    """Nearest centroid (inner product) of rows ``span`` of ``emb``: one shard of the assignment."""
+    import faiss
+
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    return index.search(np.ascontiguousarray(emb[span[0]:span[1]], dtype=np.float32), 1)[1][:, 0].astype(np.int64)
+
+
+def kmeans_assign(x: np.ndarray, k: int, seed: int = 0, niter: int = 20, pmap=None,  # noqa: ANN001
+                  shard_rows: int = 262_144) -> np.ndarray:
+    """Spherical FAISS k-means trained on a sample (at most 256 rows per centroid), then every row
+    assigned to its nearest centroid in shards (Ray tasks when ``pmap`` is the Ray executor's)."""
     import faiss
 
     x = np.ascontiguousarray(x, dtype=np.float32)
     km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, spherical=True, verbose=False,
                       max_points_per_centroid=256, gpu=faiss.get_num_gpus() > 0 if hasattr(faiss, "get_num_gpus") else False)
     km.train(x)
-    _, assign = km.index.search(x, 1)
-    return assign[:, 0].astype(np.int64)
+    spans = [(s, min(s + shard_rows, len(x))) for s in range(0, len(x), shard_rows)]
+    shared = {"centroids": np.asarray(km.centroids, np.float32), "emb": x}
+    parts = pmap(assign_shard, spans, shared) if pmap else [assign_shard(sp, **shared) for sp in spans]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 @register
@@ -54,7 +68,7 @@ class LongTailDetector(Detector):
     def detect(self, ctx: Any) -> DetectorResult:
         n = ctx.n
         if self.n_clusters:
-            assign = kmeans_assign(ctx.embeddings, self.n_clusters, self.seed)
+            assign = kmeans_assign(ctx.embeddings, self.n_clusters, self.seed, pmap=getattr(ctx, "pmap", None))
         else:
             assign = ctx.cluster_ids  # shared with the outlier detector
         sizes = np.bincount(assign, minlength=int(assign.max()) + 1)
