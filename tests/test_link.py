@@ -126,3 +126,18 @@ def test_wilson_interval():
     lo, hi = wilson(np.array([0, 5, 10]), np.array([10, 10, 10]))
     assert lo[0] == 0 and lo[1] == pytest.approx(0.2366, abs=1e-4) and hi[1] == pytest.approx(0.7634, abs=1e-4)
     assert hi[2] == pytest.approx(1.0)
+
+
+def test_regions_of_one_concept_split_by_the_graph_are_merged():
+    from uimdata.link import BiasRegion, merge_regions
+
+    cluster = np.array([0] * 10 + [1] * 10 + [2] * 10)
+
+    def region(rows, given="a", suggested="b"):
+        return BiasRegion(np.array(rows), given, suggested, 10, 1, 0.6, 1e-4)
+
+    merged = merge_regions([region(range(0, 5)), region(range(5, 12)), region(range(20, 26)),
+                            region(range(12, 15), suggested="c")], cluster)
+    assert sorted(len(r.rows) for r in merged) == [3, 6, 12]  # 0-11 merged (shared cluster 0)
+    big = next(r for r in merged if len(r.rows) == 12)
+    assert big.support == 20 and big.given_in_support == 2 and big.p_value < 1e-4

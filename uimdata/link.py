@@ -399,6 +399,25 @@ def find_bias_regions(cfg: LinkConfig, pre_labels: np.ndarray, graph_rows: np.nd
     return regions, given_share, other_share
 
 
+def merge_regions(regions: list[BiasRegion], cluster: np.ndarray) -> list[BiasRegion]:
+    """One region per concept: significant regions with the same (given, suggested) labels that share
+    a k-means cluster are one mislabelled concept the kNN graph split; they are merged (support counts
+    added, the test repeated on the sums)."""
+    merged: list[BiasRegion] = []
+    for r in sorted(regions, key=lambda r: -len(r.rows)):
+        cl = set(np.unique(cluster[r.rows]).tolist()) - {-1}
+        for m in merged:
+            if (m.given, m.suggested) == (r.given, r.suggested) and cl & set(np.unique(cluster[m.rows]).tolist()):
+                m.rows = np.union1d(m.rows, r.rows)
+                m.support += r.support
+                m.given_in_support += r.given_in_support
+                m.p_value = binom_sf_le(m.given_in_support, m.support, m.expected_rate)
+                break
+        else:
+            merged.append(r)
+    return merged
+
+
 # ----------------------------------------------------------------------------------------- attribution
 
 def issue_attribution(error: np.ndarray, shares: dict[str, np.ndarray], binary: bool,
@@ -543,6 +562,13 @@ def link(cfg: LinkConfig) -> LinkResult:
         graph = read_graph(run, n)
         regions, given_share, other_share = find_bias_regions(cfg, pre_labels, graph.rows, emb, down.embeddings,
                                                  np.array(d["label"].to_list(), dtype=object))
+    if "cluster_id" in flags.columns:
+        cluster = flags["cluster_id"].fill_null(-1).to_numpy().astype(np.int64)
+    else:
+        from uimdata.context import ScanContext
+
+        cluster = ScanContext(run).cluster_ids
+    regions = merge_regions(regions, cluster)
     region_of = np.full(n, -1, np.int64)
     for i, r in enumerate(regions):
         region_of[r.rows] = i
@@ -550,12 +576,6 @@ def link(cfg: LinkConfig) -> LinkResult:
 
     # --- slices -----------------------------------------------------------------------------------
     t = time.perf_counter()
-    if "cluster_id" in flags.columns:
-        cluster = flags["cluster_id"].fill_null(-1).to_numpy().astype(np.int64)
-    else:
-        from uimdata.context import ScanContext
-
-        cluster = ScanContext(run).cluster_ids
     down_cluster = _vote(cluster[nbr], weights)
     issues = [c.removeprefix("is_").removesuffix("_issue") for c in flags.columns
               if c.startswith("is_") and c.endswith("_issue")]
