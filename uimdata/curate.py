@@ -301,7 +301,7 @@ def _original_rows(run: RunDir, meta: dict[str, Any]) -> pl.DataFrame:
 
 def curate(run_path: str, out: str, policy: str | None = None, fmt: str = "parquet",
            upsample: bool = False) -> tuple[Curation, Path]:
-    from uimdata.store import build_db
+    from uimdata.store import build_db, read_detectors
 
     if fmt not in FORMATS:
         raise UimError("--format", expected=" | ".join(FORMATS), got=repr(fmt))
@@ -343,8 +343,7 @@ def curate(run_path: str, out: str, policy: str | None = None, fmt: str = "parqu
     counts = m["action"].value_counts().sort("action")
     atomic_write_parquet(m.with_columns(pl.lit(cur.policy_name).alias("policy")).to_arrow(),
                          run.path / "tables" / "curation.parquet")
-    det_rows = [json.loads(x) for x in (run.path / "detectors.jsonl").read_text().splitlines() if x.strip()]
-    build_db(run, det_rows)
+    build_db(run, read_detectors(run))
     cur.counts = dict(zip(counts["action"].to_list(), counts["count"].to_list()))
     return cur, target
 

@@ -142,6 +142,12 @@ def logreg_oof(x: np.ndarray, y: np.ndarray, n_classes: int, folds: int = 5, l2:
     return out
 
 
+def cosine_weights(cos: np.ndarray, temperature: float = 0.05) -> np.ndarray:
+    """How much a neighbour at cosine ``cos`` counts: exp((cos - 1) / temperature), 1 for an identical
+    vector; shared by the kNN label vote and the links between downstream and pre-training rows."""
+    return np.exp((cos - 1.0) / temperature)
+
+
 def knn_probs(neighbors: np.ndarray, cos: np.ndarray, y: np.ndarray, n_classes: int,
               temperature: float = 0.05, prior_weight: float = 0.5) -> np.ndarray:
     """Soft votes of each row's neighbours (rows with y < 0 do not vote), smoothed by the class prior."""
@@ -152,7 +158,7 @@ def knn_probs(neighbors: np.ndarray, cos: np.ndarray, y: np.ndarray, n_classes: 
     if k:
         valid = neighbors >= 0
         ny = np.where(valid, y[np.clip(neighbors, 0, None)], -1)
-        w = np.where(valid & (ny >= 0), np.exp((cos - 1.0) / temperature), 0.0)
+        w = np.where(valid & (ny >= 0), cosine_weights(cos, temperature), 0.0)
         rows = np.repeat(np.arange(n), k)
         np.add.at(out, (rows[ny.reshape(-1) >= 0], ny.reshape(-1)[ny.reshape(-1) >= 0]),
                   (w / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)).reshape(-1)[ny.reshape(-1) >= 0])

@@ -23,9 +23,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from uimdata.downstream import read_downstream
 from uimdata.errors import UimError
-from uimdata.link import LinkConfig, read_downstream, wilson
+from uimdata.label_model import cosine_weights
+from uimdata.link import LinkConfig, wilson
 from uimdata.rundir import RunDir, atomic_write_parquet
+from uimdata.store import build_db, read_detectors
 
 METRICS = ("accuracy", "macro_accuracy", "tail_accuracy", "slice_accuracy")
 
@@ -79,8 +82,7 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, groups: dict[str, np.ndarra
 
 
 def _tail_classes(run: RunDir) -> list[str]:
-    for line in (run.path / "detectors.jsonl").read_text().splitlines():
-        d = json.loads(line) if line.strip() else {}
+    for d in read_detectors(run):
         if d.get("issue") == "long_tail":
             return list(d.get("summary", {}).get("tail_classes") or [])
     return []
@@ -145,25 +147,21 @@ def probe(run_path: str, downstream: str, policies: tuple[str, ...] = ("conserva
         nbr, cos = cross_search(emb, x_eval, k)
         ids = np.array(samples["id"].to_list(), dtype=object)
         inside = np.isin(ids[nbr], list(slice_ids))
-        w = np.exp((cos - 1.0) / 0.05)
+        w = cosine_weights(cos)
         groups["slice_accuracy"] = (w * inside).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12) >= 0.5
-    # --- variants ----------------------------------------------------------------------------------
-    labelled = samples["label"].is_not_null().to_numpy()
-    variants: dict[str, dict[str, Any]] = {"raw": {"keep": labelled, "labels": samples["label"].to_list(),
-                                                   "weight": None, "counts": {}}}
+    # --- variants: each a manifest (id, action, label, optional weight) over the corpus rows ---------
+    manifests = {"raw": samples.select("id", "label").with_columns(pl.lit("kept").alias("action"))}
     for name in policies:
         cur = decide(run, name)
-        m = cur.manifest
-        keep = (m["action"] != "dropped").to_numpy() & m["label"].is_not_null().to_numpy()
-        counts = m["action"].value_counts()
-        variants[name if name in ("conservative", "default", "aggressive") else cur.policy_name] = {
-            "keep": keep, "labels": m["label"].to_list(), "weight": m["weight"].to_numpy(),
-            "counts": dict(zip(counts["action"].to_list(), counts["count"].to_list()))}
-    for name, m in (extra_variants or {}).items():
+        manifests[cur.policy_name] = cur.manifest.select("id", "action", "label", "weight")
+    manifests.update(extra_variants or {})
+    variants: dict[str, dict[str, Any]] = {}
+    for name, m in manifests.items():
         m = samples.select("id").join(m, on="id", how="left", maintain_order="left")
-        keep = (m["action"].fill_null("kept") != "dropped").to_numpy() & m["label"].is_not_null().to_numpy()
-        counts = m["action"].fill_null("kept").value_counts()
-        variants[name] = {"keep": keep, "labels": m["label"].to_list(),
+        action = m["action"].fill_null("kept")
+        counts = action.value_counts()
+        variants[name] = {"keep": (action != "dropped").to_numpy() & m["label"].is_not_null().to_numpy(),
+                          "labels": m["label"].to_list(),
                           "weight": m["weight"].fill_null(1.0).to_numpy() if "weight" in m.columns else None,
                           "counts": dict(zip(counts["action"].to_list(), counts["count"].to_list()))}
     recs = []
@@ -188,9 +186,6 @@ def probe(run_path: str, downstream: str, policies: tuple[str, ...] = ("conserva
                                    pl.lit(downstream).alias("evaluated_on"),
                                    pl.lit(", ".join(ranked)).alias("slices"))
     atomic_write_parquet(results.to_arrow(), run.path / "tables" / "probe_results.parquet")
-    from uimdata.store import build_db
-
-    det_rows = [json.loads(x) for x in (run.path / "detectors.jsonl").read_text().splitlines() if x.strip()]
-    build_db(run, det_rows)
+    build_db(run, read_detectors(run))
     timings["total"] = time.perf_counter() - t0
     return ProbeResult(results, link_meta.get("downstream"), downstream, int(d_has.sum()), overlap, timings)

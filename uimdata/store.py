@@ -25,6 +25,12 @@ def load_sql(name: str) -> str:
     return (sql_dir() / f"{name}.sql").read_text()
 
 
+def read_detectors(run: RunDir) -> list[dict[str, Any]]:
+    """The run's detector rows (name, description, summary) as ``build_db`` wrote them."""
+    path = run.require(run.path / "detectors.jsonl", "store")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def build_db(run: RunDir, detectors: list[dict[str, Any]]) -> Path:
     """(Re)create uim.duckdb next to the parquet artifacts; written to a temp file, then renamed."""
     det_path = run.path / "detectors.jsonl"

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from uimdata.detectors import register
 from uimdata.detectors.base import Detector, DetectorResult, result_table
+from uimdata.stages.base import local_map
 
 
 def assign_shard(span: tuple[int, int], centroids: np.ndarray, emb: np.ndarray) -> np.ndarray:
@@ -45,7 +46,7 @@ def kmeans_assign(x: np.ndarray, k: int, seed: int = 0, niter: int = 20, pmap=No
     km.train(x)
     spans = [(s, min(s + shard_rows, len(x))) for s in range(0, len(x), shard_rows)]
     shared = {"centroids": np.asarray(km.centroids, np.float32), "emb": x}
-    parts = pmap(assign_shard, spans, shared) if pmap else [assign_shard(sp, **shared) for sp in spans]
+    parts = (pmap or local_map)(assign_shard, spans, shared)
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from uimdata.stages.base import Stage
+from uimdata.stages.base import Stage, local_map
 
 T = TypeVar("T")
 
@@ -93,7 +93,7 @@ class LocalExecutor:
 
     def map_tasks(self, fn: Callable[..., T], items: list, shared: dict) -> list[T]:
         """The parallel map global steps use for their shards (here: in this process, in order)."""
-        return [fn(item, **shared) for item in items]
+        return local_map(fn, items, shared)
 
     def run_global(self, name: str, fn: Callable[[], T], rows: int) -> T:
         """Run one whole-corpus step, timed, with a bar that completes when it returns."""

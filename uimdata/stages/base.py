@@ -11,8 +11,9 @@ predictions). It reads artifacts of the run directory and writes one of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pyarrow as pa
 
@@ -64,3 +65,12 @@ class GlobalStep:
 
     def run(self, run: RunDir) -> None:
         raise NotImplementedError
+
+
+T = TypeVar("T")
+
+
+def local_map(fn: Callable[..., T], items: list, shared: dict[str, Any]) -> list[T]:
+    """The parallel map of a global step's shards, run in this process, in order: what a step uses
+    when no executor hands it one (``RayExecutor.map_tasks`` runs the same calls as Ray tasks)."""
+    return [fn(item, **shared) for item in items]

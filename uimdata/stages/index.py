@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from uimdata.rundir import RunDir, atomic_write_parquet
-from uimdata.stages.base import GlobalStep, Resources
+from uimdata.stages.base import GlobalStep, Resources, local_map
 
 #: HNSW above ``exact_max`` rows: on 50,000 MiniLM embeddings (2 cores) 7.7 s for recall@10 0.975,
 #: against IVF (nlist 894, nprobe 55) 10.4 s for 0.962 (make bench)
@@ -147,10 +147,6 @@ def ivf_search(span: tuple[int, int], index_bytes: np.ndarray, emb: np.ndarray, 
     return dist, nbr
 
 
-def _local_map(fn: Callable[..., T], items: list, shared: dict[str, Any]) -> list[T]:
-    return [fn(item, **shared) for item in items]
-
-
 def _faiss_search(emb: np.ndarray, k: int, exact_max: int, nlist: int | None, nprobe: int | None,
                   seed: int, approx: str = "hnsw", pmap: TaskMap | None = None,
                   shard_rows: int = 65536) -> tuple[np.ndarray, np.ndarray, str]:
@@ -165,7 +161,7 @@ def _faiss_search(emb: np.ndarray, k: int, exact_max: int, nlist: int | None, np
     blob = faiss.serialize_index(index)
     del index
     spans = [(s, min(s + shard_rows, len(emb))) for s in range(0, len(emb), shard_rows)]
-    parts = (pmap or _local_map)(ivf_search, spans, {"index_bytes": blob, "emb": emb, "k": k,
+    parts = (pmap or local_map)(ivf_search, spans, {"index_bytes": blob, "emb": emb, "k": k,
                                                      "rerank": 4 if kind.startswith("ivfpq") else 0})
     dist = np.concatenate([p[0] for p in parts])
     nbr = np.concatenate([p[1] for p in parts])
