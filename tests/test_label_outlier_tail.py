@@ -127,6 +127,56 @@ def test_clean_corpus_has_few_outliers(tmp_path, mixed_language_corpus):
     assert f["is_outlier_issue"].sum() <= 20
 
 
+@pytest.fixture(scope="module")
+def genre_mix() -> pl.DataFrame:
+    """5,000 real glosses + 100 English jokes and quotations, with their real all-MiniLM-L6-v2
+    embeddings (int8 in the fixture: pipelines/build_test_data.py)."""
+    df = pl.read_parquet("tests/data/genre_mix.parquet")
+    emb = df["embedding_i8"].to_numpy().astype(np.float32) / 127.0
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    return df.drop("embedding_i8").with_columns(pl.Series("embedding", emb.tolist()))
+
+
+def test_other_genre_rows_are_outliers(tmp_path, genre_mix):
+    """Jokes and quotations in a dictionary: English, so the character statistics barely move; the
+    genre signal (a held-out word model of the most isolated rows) must find them as a group."""
+    f, con = run(tmp_path, genre_mix.drop("planted"), detectors=("outlier",))
+    planted = set(genre_mix.filter(pl.col("planted"))["id"])
+    flagged = set(f.filter(pl.col("is_outlier_issue"))["id"])
+    assert len(flagged & planted) >= 75, len(flagged & planted)  # recall >= 0.75
+    assert len(flagged - planted) <= 50, len(flagged - planted)  # <= 1 % of the clean rows
+    genre = f.filter(pl.col("outlier_signal") == "genre")
+    assert genre.height >= 50 and all("another genre" in r for r in genre["outlier_reason"])
+    (summary,) = con.execute("SELECT summary::VARCHAR FROM detectors WHERE issue = 'outlier'").fetchall()[0]
+    assert json.loads(summary)["genre_signal"] == "on"
+
+
+def test_genre_signal_spares_a_clean_corpus(tmp_path, genre_mix):
+    f, _ = run(tmp_path, genre_mix.filter(~pl.col("planted")).drop("planted"), detectors=("outlier",))
+    assert f["is_outlier_issue"].sum() <= 50  # <= 1 %
+    assert (f["outlier_signal"] == "genre").sum() <= 15
+
+
+def test_genre_z_learns_a_group_not_isolated_rows():
+    """Unit level: pseudo-positives that share their wording are recognised out of fold; random ones
+    are not."""
+    from uimdata.detectors.outlier import genre_z
+
+    rng = np.random.default_rng(0)
+    texts = glosses(3000, seed=1)
+    group = [f"Q: why did the {w} cross the road? A: to get to the other side. -- {a}"
+             for w, a in zip(rng.choice(["chicken", "duck", "goat", "cow"], 60), rng.choice(["Anon", "Twain"], 60))]
+    mixed = texts + group
+    seed = np.zeros(len(mixed))
+    seed[rng.choice(np.arange(3000, 3060), 40, replace=False)] = 1.0  # 2/3 of the group are seeds
+    z = genre_z(mixed, seed + 1e-3 * rng.random(len(mixed)))
+    assert (z[3000:] > 5).mean() >= 0.9  # the unseeded third too
+    assert (z[:3000] > 5).sum() <= 30  # <= 1 %
+    # seeds with nothing in common: the score's floor (z = 5 is about its 99.9th percentile)
+    z_random = genre_z(texts, rng.random(3000))
+    assert (z_random > 5).sum() <= 30
+
+
 def test_outlier_needs_enough_rows_to_calibrate(tmp_path):
     x, _ = blobs([10, 10])
     f, con = run(tmp_path, pl.DataFrame({"text": [f"t {i}" for i in range(20)], "embedding": x.tolist()}),
