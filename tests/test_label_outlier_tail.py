@@ -227,3 +227,14 @@ def test_classes_too_small_to_judge_are_not_flagged(tmp_path):
     assert not tiny["is_label_issue"].any()
     (summary,) = con.execute("SELECT summary::VARCHAR FROM detectors WHERE issue = 'label'").fetchall()[0]
     assert json.loads(summary)["classes_not_judged"] == ["class3"]
+
+
+def test_robust_z_survives_a_majority_of_ties():
+    """More than half the values equal (MAD 0): the standard deviation stands in, so the other values
+    get finite, ordinary z-scores instead of ~1e9."""
+    from uimdata.detectors.outlier import robust_z
+
+    s = np.r_[np.zeros(700), np.linspace(0.5, 1.5, 300)]
+    z = robust_z(s)
+    assert np.isfinite(z).all() and z.max() < 5
+    assert robust_z(np.ones(10)).tolist() == [0.0] * 10

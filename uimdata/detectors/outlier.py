@@ -55,9 +55,14 @@ _DIGITS = re.compile(r"\d+")
 
 
 def robust_z(s: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
+    """(s - median) / (1.4826 MAD) over ``ref`` (default ``s``); the standard deviation stands in for
+    a MAD of 0 (more than half the values equal, e.g. a corpus mostly of one repeated text), so
+    that a tie does not turn every other value into an outlier."""
     ref = s if ref is None else ref
     med = np.median(ref)
     mad = 1.4826 * np.median(np.abs(ref - med))
+    if mad <= 1e-12:
+        mad = float(np.std(ref))
     return (s - med) / max(mad, 1e-9)
 
 
