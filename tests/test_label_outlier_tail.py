@@ -145,8 +145,7 @@ def test_other_genre_rows_are_outliers(tmp_path, genre_mix):
     flagged = set(f.filter(pl.col("is_outlier_issue"))["id"])
     assert len(flagged & planted) >= 75, len(flagged & planted)  # recall >= 0.75
     assert len(flagged - planted) <= 50, len(flagged - planted)  # <= 1 % of the clean rows
-    genre = f.filter(pl.col("outlier_signal") == "genre")
-    assert genre.height >= 50 and all("another genre" in r for r in genre["outlier_reason"])
+    assert f.filter(pl.col("id").is_in(list(planted)) & (pl.col("outlier_signal") == "genre")).height >= 50
     (summary,) = con.execute("SELECT summary::VARCHAR FROM detectors WHERE issue = 'outlier'").fetchall()[0]
     assert json.loads(summary)["genre_signal"] == "on"
 
@@ -238,3 +237,37 @@ def test_robust_z_survives_a_majority_of_ties():
     z = robust_z(s)
     assert np.isfinite(z).all() and z.max() < 5
     assert robust_z(np.ones(10)).tolist() == [0.0] * 10
+
+
+def test_z_threshold_moves_every_signal(tmp_path, genre_mix):
+    df = genre_mix.drop("planted")
+    default, _ = run(tmp_path / "t5", df, detectors=("outlier",))
+    strict, _ = run(tmp_path / "t7", df, detectors=("outlier",), detector_options={"outlier": {"z_threshold": 7.0}})
+    loose, _ = run(tmp_path / "t4", df, detectors=("outlier",), detector_options={"outlier": {"z_threshold": 4.0}})
+    n = [x["is_outlier_issue"].sum() for x in (strict, default, loose)]
+    assert n[0] < n[1] < n[2], n
+    assert set(strict.filter(pl.col("is_outlier_issue"))["id"]) <= set(default.filter(pl.col("is_outlier_issue"))["id"])
+
+
+def test_shapes_match_shape_on_any_script():
+    from uimdata.detectors.outlier import shape, shapes
+
+    texts = ["Straße 12, ÄÖÜ!", "नमस्ते दुनिया", "مَرْحَبًا ١٢٣", "cafe\u0301 x² ½ ①", "a_b ＿ 3.5 \u200d",
+             "日本語のテキスト", "Ελληνικά ΑΒΓ", "emoji 😀 ok", "", "x" * 500] + glosses(200, seed=3)
+    assert shapes(texts) == [shape(t) for t in texts]
+
+
+def test_genre_z_sampled_and_chunked_paths():
+    """Above max_train rows (a sample trains, one fold model scores the rest) and with several chunks
+    (tokenised in worker processes), a planted group is still recognised and clean rows spared."""
+    from uimdata.detectors.outlier import genre_z
+
+    rng = np.random.default_rng(2)
+    texts = glosses(3000, seed=4)
+    group = [f"I told my {w} a joke about {x}; it did not laugh. -- {a}" for w, x, a in
+             zip(rng.choice(["boss", "cat", "dentist"], 60), rng.choice(["taxes", "Mondays", "UNIX"], 60),
+                 rng.choice(["Anon", "Wilde"], 60))]
+    seed = np.r_[np.zeros(3000), np.ones(60)] * rng.integers(0, 2, 3060) + 1e-3 * rng.random(3060)
+    z = genre_z(texts + group, seed, max_train=1500, chunk=1000)
+    assert (z[3000:] > 5).mean() >= 0.9
+    assert (z[:3000] > 5).sum() <= 30
