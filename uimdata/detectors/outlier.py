@@ -31,7 +31,6 @@ Measured in ``make bench`` against cleanlab Datalab.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any, ClassVar
 
@@ -41,6 +40,7 @@ from scipy.stats import norm
 
 from uimdata.detectors import register
 from uimdata.detectors.base import Detector, DetectorResult, result_table
+from uimdata.stages.base import cpu_map
 
 BUCKETS = 1 << 20
 MAX_CHARS = 400
@@ -163,14 +163,8 @@ def genre_z(texts: list[str], seed_score: np.ndarray, frac: float = GENRE_SEED_F
     from sklearn.model_selection import StratifiedKFold
 
     n = len(texts)
-    parts = [texts[s:s + chunk] for s in range(0, n, chunk)]
-    if len(parts) > 1:  # tokenising is Python: chunks in worker processes, one per core
-        from joblib import Parallel, delayed
-
-        mats = Parallel(n_jobs=min(len(parts), os.cpu_count() or 1))(delayed(_hash_words)(p) for p in parts)
-    else:
-        mats = [_hash_words(p) for p in parts]
-    counts = sp.vstack(mats).tocsr()
+    # tokenising is Python-bound: chunks in worker processes, one per core
+    counts = sp.vstack(cpu_map(_hash_words, [texts[s:s + chunk] for s in range(0, n, chunk)])).tocsr()
     y = np.zeros(n, np.int64)
     y[np.argsort(-seed_score, kind="stable")[:max(int(frac * n), 10)]] = 1
     rng = np.random.default_rng(seed)

@@ -74,3 +74,18 @@ def local_map(fn: Callable[..., T], items: list, shared: dict[str, Any]) -> list
     """The parallel map of a global step's shards, run in this process, in order: what a step uses
     when no executor hands it one (``RayExecutor.map_tasks`` runs the same calls as Ray tasks)."""
     return [fn(item, **shared) for item in items]
+
+
+def cpu_map(fn: Callable[..., T], parts: list, **kwargs: Any) -> list[T]:
+    """``fn(part, **kwargs)`` for every part, in order, in one worker process per core (joblib) when
+    there are two parts or more and more than one core; in this process otherwise. For Python-bound
+    work inside a global step (tokenising, MinHash signatures): an executor's ``map_tasks`` spreads
+    shards over a cluster, this uses the cores of the machine the step runs on."""
+    import os
+
+    cores = os.cpu_count() or 1
+    if len(parts) < 2 or cores < 2:
+        return [fn(p, **kwargs) for p in parts]
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=min(len(parts), cores))(delayed(fn)(p, **kwargs) for p in parts)
