@@ -249,8 +249,16 @@ def test_z_threshold_moves_every_signal(tmp_path, genre_mix):
     assert set(strict.filter(pl.col("is_outlier_issue"))["id"]) <= set(default.filter(pl.col("is_outlier_issue"))["id"])
 
 
-def test_shapes_match_shape_on_any_script():
-    from uimdata.detectors.outlier import shape, shapes
+def test_shapes_match_python_re_on_any_script():
+    """shapes() (polars' regex engine) against the definition written with Python's re."""
+    import re
+
+    from uimdata.detectors.outlier import MAX_CHARS, shapes
+
+    def shape(text: str) -> str:
+        t = re.sub(r"\d+", "0", text[:MAX_CHARS])
+        t = re.sub(r"[A-Z]+", "^", t)
+        return re.sub(r"[^\W\d_A-Z]+", "a", t)
 
     texts = ["Straße 12, ÄÖÜ!", "नमस्ते दुनिया", "مَرْحَبًا ١٢٣", "cafe\u0301 x² ½ ①", "a_b ＿ 3.5 \u200d",
              "日本語のテキスト", "Ελληνικά ΑΒΓ", "emoji 😀 ok", "", "x" * 500] + glosses(200, seed=3)

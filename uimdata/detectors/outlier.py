@@ -31,7 +31,6 @@ Measured in ``make bench`` against cleanlab Datalab.
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar
 
 import numpy as np
@@ -50,13 +49,12 @@ GENRE_SEED_FRAC = 0.02
 GENRE_MIN_ROWS = 1000
 #: the genre model is fitted on at most this many rows (a fixed random sample); the rest are scored by it
 GENRE_MAX_TRAIN = 100_000
-_LOWER = re.compile(r"[^\W\d_A-Z]+")
-_UPPER = re.compile(r"[A-Z]+")
-_DIGITS = re.compile(r"\d+")
-# the same classes in Rust's regex syntax (polars): its \w and \d differ from Python's on combining
-# marks, connector punctuation and No numbers, so Python's letters (L*, Nl, No) and digits (Nd) are spelt out
-_LOWER_RS = r"[\p{L}\p{Nl}\p{No}&&[^A-Z]]+"
-_DIGITS_RS = r"\p{Nd}+"
+# text shapes, in Rust's regex syntax (polars). Its \w and \d differ from Python's on combining marks,
+# connector punctuation and No numbers, so Python's letters (L*, Nl, No) and digits (Nd) are spelt out:
+# the shapes are those of Python's re with [^\W\d_A-Z]+ (lower-case letters), [A-Z]+ and \d+
+_LOWER = r"[\p{L}\p{Nl}\p{No}&&[^A-Z]]+"
+_UPPER = r"[A-Z]+"
+_DIGITS = r"\p{Nd}+"
 
 
 def robust_z(s: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
@@ -123,20 +121,14 @@ def length_weighted_z(texts: list[str], lower: bool = True) -> np.ndarray:
     return robust_z((mean_nll - np.median(mean_nll)) * np.sqrt(np.maximum(count, 1)))
 
 
-def shape(text: str) -> str:
-    """Letters -> a / ^ (upper), digits -> 0, punctuation and spacing kept."""
-    t = _DIGITS.sub("0", text[:MAX_CHARS])
-    t = _UPPER.sub("^", t)
-    return _LOWER.sub("a", t)
-
-
 def shapes(texts: list[str]) -> list[str]:
-    """:func:`shape` of every text, vectorised (polars' regex engine, same patterns)."""
+    """Each text's shape: its first MAX_CHARS characters with runs of digits -> 0, of A-Z -> ^ and of
+    other letters -> a; punctuation and spacing kept. Vectorised with polars."""
     import polars as pl
 
     return (pl.Series(texts, dtype=pl.Utf8).str.slice(0, MAX_CHARS)
-            .str.replace_all(_DIGITS_RS, "0").str.replace_all(_UPPER.pattern, "^")
-            .str.replace_all(_LOWER_RS, "a").to_list())
+            .str.replace_all(_DIGITS, "0").str.replace_all(_UPPER, "^")
+            .str.replace_all(_LOWER, "a").to_list())
 
 
 def _word_features():  # noqa: ANN202

@@ -79,7 +79,7 @@ def local_map(fn: Callable[..., T], items: list, shared: dict[str, Any]) -> list
 def cpu_map(fn: Callable[..., T], parts: list, **kwargs: Any) -> list[T]:
     """``fn(part, **kwargs)`` for every part, in order, in one worker process per core (joblib) when
     there are two parts or more and more than one core; in this process otherwise. For Python-bound
-    work inside a global step (tokenising, MinHash signatures): an executor's ``map_tasks`` spreads
+    work inside a global step (the outlier detector's tokenising): an executor's ``map_tasks`` spreads
     shards over a cluster, this uses the cores of the machine the step runs on."""
     import os
 
