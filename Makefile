@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install -q --disable-pip-version-check -c .ci/constraints.txt -e '.[dev]'
+	# the oldest DuckDB that opens uim.duckdb, beside the venv's own: tests/test_safety.py reads a run with it
+	$(BIN)/pip install -q --disable-pip-version-check --target $(VENV)/duckdb-1.1.3 duckdb==1.1.3
 	touch $(STAMP)
 
 scan: venv
@@ -32,6 +34,7 @@ test: venv chromium
 
 bench: venv
 	$(BIN)/python pipelines/bench.py
+	$(BIN)/python pipelines/bench_domains.py
 
 lint: venv
 	$(BIN)/ruff check uimdata pipelines tests

@@ -7,6 +7,8 @@
    near-duplicate check on the same embeddings, timed in the same run.
 4. label / outlier / long_tail on 51,500 rows with planted label noise and other-language /
    other-domain rows (bench_detectors.py), next to Datalab's default find_issues.
+5. a real corpus: Debian changelogs, copyright files, Python docstrings and man pages, long documents
+   in five files of four formats with planted defects, per source and per issue (bench_corpora.py).
 
 Each scan runs in a fresh subprocess so that peak RSS is its own. Results are printed and
 written to runs/bench/results.json.
@@ -191,6 +193,14 @@ def loop() -> dict:
     return run_loop(run_scan)
 
 
+def tail() -> dict:
+    print("== tail-aware curation: link / curate / probe on Debian packages and WordNet glosses, vs Datalab and "
+          "an oracle", flush=True)
+    from bench_tail import run as run_tail
+
+    return run_tail(run_scan)
+
+
 def main() -> None:
     from bench_data import corpus_with_embeddings
 
@@ -230,6 +240,11 @@ def main() -> None:
     results["detectors"] = run_detectors(run_scan)
     print(json.dumps(results["detectors"], indent=1), flush=True)
     results["loop"] = loop()
+    results["tail"] = tail()
+    from bench_corpora import run as run_real  # real multi-source long-document corpus (docs/corpora.md)
+
+    results["real_corpus"] = run_real(run_scan)
+    print(json.dumps(results["real_corpus"], indent=1, default=str), flush=True)
     results["scaling"] = scaling()
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(f"written {OUT / 'results.json'}")
@@ -238,6 +253,8 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_scan":
         _scan_child(sys.argv[2], sys.argv[3], *sys.argv[4:6])
+    elif len(sys.argv) > 1 and sys.argv[1] == "tail":  # only the tail-aware curation benchmark
+        tail()
     elif len(sys.argv) > 1 and sys.argv[1] == "loop":  # only the link / curate / probe benchmark
         OUT.mkdir(parents=True, exist_ok=True)
         res = loop()

@@ -85,6 +85,15 @@ def link_corpus(n: int = 50_000, seed: int = 0) -> dict[str, Path]:
     t_parts.append(t.select("id", "defect", "kind", pl.col("source_id")))
     train, t = plant_exact_duplicates(train, 500, rng)
     t_parts.append(t.select("id", "defect", "kind", pl.col("source_id")))
+    write_loop_corpus(d, paths, train, base, t_parts, {"true_label": true_label, "wrong_label": wrong,
+                                                       "rows": int(len(concept)), "poisoned": len(poisoned)})
+    return paths
+
+
+def write_loop_corpus(d: Path, paths: dict[str, Path], train: pl.DataFrame, base: pl.DataFrame,
+                      truth_parts: list[pl.DataFrame], concept: dict) -> None:
+    """Embed the planted corpus, give the dev/test splits the raw-trained model's predictions, and
+    write corpus, truth, dev, test and concept.json (shared by the loop and tail benchmarks)."""
     vecs = embed_cached(train["text"].to_list())
     train = train.with_columns(pl.Series("embedding", vecs, dtype=pl.Array(pl.Float32, vecs.shape[1])))
     dev = base.filter(pl.col("split") == "dev")
@@ -92,14 +101,12 @@ def link_corpus(n: int = 50_000, seed: int = 0) -> dict[str, Path]:
     pred_dev, pred_test = train_predict(train.filter(pl.col("label").is_not_null()), [dev, test])
     dev = dev.with_columns(pl.Series("prediction", pred_dev)).drop("split")
     test = test.with_columns(pl.Series("prediction", pred_test)).drop("split")
-    truth = pl.concat(t_parts, how="diagonal_relaxed")
+    truth = pl.concat(truth_parts, how="diagonal_relaxed")
     train.drop("split", "concept").write_parquet(paths["corpus"])
     truth.write_parquet(paths["truth"])
     dev.write_parquet(paths["dev"])
     test.write_parquet(paths["test"])
-    (d / "concept.json").write_text(json.dumps({"true_label": true_label, "wrong_label": wrong,
-                                                "rows": int(len(concept)), "poisoned": len(poisoned)}))
-    return paths
+    (d / "concept.json").write_text(json.dumps(concept))
 
 
 if __name__ == "__main__":

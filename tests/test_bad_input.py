@@ -181,7 +181,7 @@ def test_other_formats_read(tmp_path, clean_df, fmt):
         path = tmp_path / f"c.{fmt}"
         df.write_csv(path, separator="\t" if fmt == "tsv" else ",")
     else:
-        datasets = pytest.importorskip("datasets")
+        import datasets
         path = tmp_path / "hf"
         datasets.Dataset.from_polars(df).save_to_disk(str(path))
     res = scan(str(path), "-o", str(tmp_path / "r"), "--k", "3", "--detectors", "exact_duplicate")

@@ -61,8 +61,6 @@ PLANTED: dict[str, list[str | None]] = {
         "The menu&nbsp;&raquo; includes pasta &amp; pizza",
         '<script type="text/javascript">var x = document.getElementById("main");</script>Hello there',
         "<style>.content{color:#333;margin:0}</style><h2>Our history</h2>",
-        "body { margin: 0; padding: 0; } .nav { display: none; }",
-        "function init() { return window.location.href; }",
         "{{Infobox settlement | name = Springfield}} '''Springfield''' is a city in [[Illinois]].",
         "== Early life ==\nHe was born in [[Vienna]] in 1890.",
         "<!-- begin content -->The museum opens at nine.<!-- end content -->",
@@ -224,6 +222,35 @@ CLEAN = [
     "Row, row, row your boat, gently down the stream.",
     "The cat sat on the mat and the dog sat on the rug.",
     "Preheat the oven to 180 °C and bake the cookies for 12 minutes.",
+    # code and technical text are normal in documentation and code corpora, not markup or noise (these
+    # two were planted "markup" before the corrupted / low_quality split: code is readable text)
+    "body { margin: 0; padding: 0; } .nav { display: none; }",
+    "function init() { return window.location.href; }",
+]
+
+TECHNICAL = [
+    "udevadm trigger [--children-max=] [--action=ACTION] [--subsystem-match=SUBSYSTEM]",
+    "pdftoppm -f FIRST_PAGE -l LAST_PAGE +FIRST_PAGE[:LAST_PAGE], -r DPI file.pdf out",
+    "$iter->append_boolean($value); $iter->close_container($sub);",
+    "gcloud compute instances list [--region=REGION] [--filter=EXPR] [--format=FORMAT]",
+    "lib64ubsan1-i386-cross - UBSan -- undefined behaviour sanitizer (64bit)",
+    "g++-mipsisa32r6el-linux-gnu - GNU C++ compiler for the mipsisa32r6el-linux-gnu architecture",
+    "#include <stdio.h>\n#include <stdlib.h>\n\nint main(int argc, char **argv) {\n    return 0;\n}",
+    "Copyright \u00a9 2019 Free Software Foundation, Inc. License GPLv3+: GNU GPL version 3 or later "
+    "<https://gnu.org/licenses/gpl.html>. This is free software: you are free to change and "
+    "redistribute it. There is NO WARRANTY, to the extent permitted by law. Written by Richard "
+    "Stallman and David MacKenzie. Report bugs to the mailing list and read the manual for details "
+    "of every option, its default value and the environment variables that change it.",
+    "mkfs.ext4 -L <label> -O ^has_journal /dev/sdb1",
+    "ssh -p 2222 user@host:port -o StrictHostKeyChecking=no",
+    "-a, --all  do not ignore entries starting with .\n-A, --almost-all  do not list implied . and ..",
+    "python3.11 -m pip install 'numpy>=1.26,<2' --index-url https://pypi.org/simple",
+    "/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30",
+    "openssl-3.0.11-1~deb12u2 amd64 [installed]",
+    "if [[ -n \"$HOME\" ]]; then export PATH=\"$HOME/.local/bin:$PATH\"; fi",
+    "for (i = 0; i < n; i++) { sum += a[i] * b[i]; }",
+    "SELECT id, count(*) FROM flags WHERE is_corrupted_issue GROUP BY ALL;",
+    "Format strings such as {{.Name}} and {{json .Config}} select fields of the output.",
     # a long clean paragraph (Gopher rules apply from 100 words)
     ("The river rises in the northern hills, where melting snow feeds a dozen small streams. "
      "It winds south through farmland for nearly two hundred kilometres, passing old mill towns "
@@ -244,6 +271,41 @@ def test_clean_texts_not_flagged(det):
     reasons = out.column(reason_col("corrupted")).to_pylist()
     bad = [(t, r) for t, r, rule in zip(CLEAN, reasons, rules, strict=True) if rule is not None]
     assert not bad, bad
+
+
+def test_technical_text_not_flagged(det):
+    """Synopses, identifiers, paths, version strings, code and option lists are not noise."""
+    out = run(det, TECHNICAL)
+    bad = [(t, r) for t, r in zip(TECHNICAL, out.column(reason_col("corrupted")).to_pylist(), strict=True) if r]
+    assert not bad, bad
+
+
+def test_truncation_is_found_against_the_corpus(det):
+    rng = random.Random(4)
+    words = ["system", "spring", "member", "golang-go", "r-cran-dplyr", "librec-dev", "river", "garden"]
+    corpus = [f"{rng.choice(words)} of the {rng.choice(words)} and a {rng.choice(words)} in text {i}"
+              for i in range(300)]
+    cut = ["syste", "sprin", "membe", "golan", "r-cra", "librec-d"]
+    texts = corpus + cut + ["goldfish", "river"]
+    out = det.finish(run(det, texts), texts)
+    rules = out.column(RULE_COL).to_pylist()
+    assert rules[300:306] == ["truncated"] * 6, list(zip(texts[300:], rules[300:], strict=True))
+    assert rules[306:] == [None, None] and not any(rules[:300])
+    reason = out.column(reason_col("corrupted")).to_pylist()[300]
+    assert reason.startswith("truncated:") and "'system'" in reason
+    # long documents: a few characters is truncated whatever the last word
+    docs = [" ".join(rng.choice(words) for _ in range(80)) for _ in range(100)] + ["NAME"]
+    assert det.finish(run(det, docs), docs).column(RULE_COL).to_pylist()[-1] == "truncated"
+    # too small a corpus to calibrate: nothing
+    assert det.finish(run(det, cut), cut).column(RULE_COL).to_pylist() == [None] * 6
+
+
+def test_page_chrome_around_a_fragment_but_not_a_copyright_line(det):
+    chrome = ("Skip to main content\nHome > Docs > Tools\nls lists directory contents\n"
+              "Share this: Facebook Twitter Email Print\nPrivacy Policy | Terms of Use")
+    assert det.check(chrome)[0] == "boilerplate"
+    manual = TECHNICAL[7]
+    assert det.check(manual)[0] is None
 
 
 def test_non_english_is_not_mojibake_or_symbols(det):

@@ -7,11 +7,10 @@ import signal
 import duckdb
 import polars as pl
 import pytest
+import ray  # a dev dependency: its absence is a failure, not a skip
 
 from uimdata.executors.local import LocalExecutor
 from uimdata.scan import ScanConfig, scan
-
-ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")

@@ -153,7 +153,6 @@ def test_report_opens_offline_in_chromium_and_shows_hostile_text_literally(linke
     assert not [m for m in console if m[0] in ("error", "warning")], console
     assert [u for u in requests if not u.startswith("data:")] == [path.resolve().as_uri()], requests
     assert page.evaluate("performance.getEntriesByType('resource').filter(e => !e.name.startsWith('data:')).length") == 0
-    assert seconds < 10, seconds
     for sid in SECTIONS + OPTIONAL:
         assert page.locator(f"section#{sid}").count() == 1, sid
     images = page.evaluate("""[...document.images].map(i => ({section: i.closest('section').id,

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from uimdata.device import check_device
+from uimdata.display import literal, printable, printable_json
 from uimdata.errors import UimError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -19,17 +26,56 @@ err = Console(stderr=True)
 
 
 def _fail(e: Exception) -> None:
-    err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+    """Print ``e`` as the one ``error:`` line (its text literally: it may quote data) and exit 2."""
+    err.print(Text.assemble(("error:", "bold red"), " ", literal(e)), highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
+def _os_error(e: OSError) -> UimError:
+    """A filesystem failure (disk full, read-only filesystem, permissions) as a one-line error."""
+    where = f"{e.filename}: " if e.filename else ""
+    what = e.strerror or type(e).__name__
+    hint = {errno.ENOSPC: "free some space or write elsewhere with -o",
+            errno.EROFS: "write to a writable location with -o",
+            errno.EACCES: "check the permissions, or write elsewhere with -o",
+            errno.EDQUOT: "free some space or write elsewhere with -o"}.get(e.errno or -1)
+    return UimError(f"{where}{what}", expected="a writable location with free space",
+                    got=f"errno {e.errno}" if e.errno else str(e), hint=hint)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Every expected failure of a command ends as one ``error:`` line and exit status 2."""
+    try:
+        yield
+    except UimError as e:
+        _fail(e)
+    except OSError as e:
+        _fail(_os_error(e))
+
+
+def _say(message: str, style: str = "") -> None:
+    """Print a line that may hold data (paths, names) literally."""
+    out.print(literal(message, style), highlight=False, soft_wrap=True)
+
+
+def _cell(v: object) -> Text:
+    return literal("" if v is None else (f"{v:.3f}" if isinstance(v, float) else v))
+
+
 def _table(title: str, columns: list[str], rows: list[tuple]) -> Table:
-    t = Table(title=title, title_justify="left")
+    """A Rich table whose title, headers and cells are shown literally (no markup, no escapes)."""
+    t = Table(title=literal(title), title_justify="left")
     for c in columns:
-        t.add_column(c, overflow="fold")
+        t.add_column(literal(c), overflow="fold")
     for r in rows:
-        t.add_row(*["" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)) for v in r])
+        t.add_row(*[_cell(v) for v in r])
     return t
+
+
+def _names(value: str | None) -> list[str] | None:
+    """A comma-separated option as a list (None stays None, '' is the empty list)."""
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
 @app.command()
@@ -54,6 +100,14 @@ def scan(
     embed_batch_rows: int | None = typer.Option(None, min=1, help="rows per embed batch and cache shard (2048)"),
     index: str = typer.Option("auto", help="kNN index above --exact-max: auto | hnsw | ivf | ivfpq"),
     embedding_dtype: str = typer.Option("float32", help="storage of RUN/embeddings: float32 | float16"),
+    keep_cols: str | None = typer.Option(None, help="metadata columns kept in samples, comma-separated "
+                                         "(default: every column but the text and the embedding; '' = none)"),
+    drop_cols: str | None = typer.Option(None, help="metadata columns not kept in samples, comma-separated"),
+    group_col: list[str] = typer.Option([], "--group-col", help="column to count issues by (repeatable; "
+                                        "default: auto-detect source, domain, dataset, subset, lang, url host; "
+                                        "'' = none)"),
+    chunking: str = typer.Option("auto", help="long texts: auto | none (auto embeds every window of a text "
+                                 "longer than the model's, pooled, when over 2 percent of rows would be cut)"),
 ) -> None:
     """Scan CORPUS: embed, build the kNN graph, run the detectors, write RUN/uim.duckdb."""
     from uimdata.scan import DEFAULT_DETECTORS, ScanConfig
@@ -67,23 +121,25 @@ def scan(
         _fail(UimError("--index", expected="auto, hnsw, ivf or ivfpq", got=repr(index)))
     if encoding_errors not in ("strict", "replace"):
         _fail(UimError("--encoding-errors", expected="strict or replace", got=repr(encoding_errors)))
+    if chunking not in ("auto", "none"):
+        _fail(UimError("--chunking", expected="auto or none", got=repr(chunking)))
     cfg = ScanConfig(corpus=str(corpus), out=str(out_dir), model=model, text_col=text_col, label_col=label_col,
                      id_col=id_col, embedding_col=embedding_col, k=k, exact_max=exact_max, device=device,
                      encoding_errors=encoding_errors,
                      detectors=tuple(d.strip() for d in detectors.split(",")) if detectors else DEFAULT_DETECTORS,
                      cache_dir=str(cache_dir) if cache_dir else None, label_model=label_model,
                      reference=str(reference) if reference else None, engine=engine, address=address,
-                     embed_batch_rows=embed_batch_rows, index=index, embedding_dtype=embedding_dtype)
-    try:
+                     embed_batch_rows=embed_batch_rows, index=index, embedding_dtype=embedding_dtype,
+                     keep_cols=_names(keep_cols), drop_cols=_names(drop_cols),
+                     group_cols=None if not group_col else [g for g in group_col if g], chunking=chunking)
+    with _errors():
         res = run_scan(cfg)
-    except UimError as e:
-        _fail(e)
     n = res.summary[0]["n_rows"] if res.summary else 0
     rows = [(s["issue"], s["n_flagged"], f"{100 * s['n_flagged'] / max(n, 1):.1f}%") for s in res.summary]
     out.print(_table(f"{n:,} rows scanned -> {res.run.path}", ["issue", "flagged", "%"], rows))
     for name, why in res.skipped.items():
-        out.print(f"[dim]{name}: skipped, {why}[/]")
-    out.print(f"query it: uim query {res.run.path} \"SELECT * FROM issues LIMIT 10\"")
+        _say(f"{name}: skipped, {why}", "dim")
+    _say(f"query it: uim query {res.run.path} \"SELECT * FROM issues LIMIT 10\"")
 
 
 @app.command()
@@ -93,8 +149,10 @@ def query(
     format: str = typer.Option("table", "--format", help="table | csv | json | parquet"),
     output: Path | None = typer.Option(None, "-o", "--output", help="write to FILE instead of stdout"),
     limit: int = typer.Option(50, help="rows shown in table format"),
+    allow_files: bool = typer.Option(False, "--allow-files", help="let SQL read and write files outside "
+                                     "the run (read_parquet, COPY ... TO, ATTACH); off by default"),
 ) -> None:
-    """Run SQL against RUN/uim.duckdb."""
+    """Run SQL against RUN/uim.duckdb (read-only; no file or network access unless --allow-files)."""
     import duckdb
 
     from uimdata.rundir import RunDir
@@ -105,25 +163,54 @@ def query(
     if format == "parquet" and output is None:
         _fail(UimError("--format parquet needs a file", expected="-o FILE", got="no -o"))
     try:
-        con = connect(RunDir(run))
-        rel = con.sql(sql)
-        if rel is None:
-            _fail(UimError("query returned no rows", expected="a SELECT", got=sql[:60]))
-        df = rel.pl()
-    except UimError as e:
-        _fail(e)
+        with _errors():
+            con = connect(RunDir(run), allow_files=allow_files)
+        try:
+            rel = con.sql(sql)
+            if rel is None:
+                _fail(UimError("query returned no rows", expected="a SELECT", got=sql[:60]))
+            df = rel.pl()
+        finally:
+            con.close()
+    except duckdb.PermissionException as e:
+        _fail(UimError(f"query failed: {str(e).splitlines()[0]}", expected="SQL over the run's tables",
+                       hint="pass --allow-files to let this query read or write files outside the run"))
     except duckdb.Error as e:
         _fail(UimError(f"query failed: {str(e).splitlines()[0]}", hint="tables: samples, neighbors, flags, "
                        "detectors; views: issues, issue_scores, issue_summary"))
+    with _errors():
+        _write_frame(df, format, output, limit)
+
+
+def _write_frame(df: pl.DataFrame, format: str, output: Path | None, limit: int) -> None:
+    """A query result as a table (for people: shown literally), csv, json or parquet. Files get the
+    data verbatim; on stdout, control characters in csv are made visible (json escapes them itself)."""
     if format == "table":
         t = _table(f"{df.height} rows", df.columns, [tuple(r) for r in df.head(limit).iter_rows()])
-        (out if output is None else Console(file=output.open("w"), width=200)).print(t)
+        if output is None:
+            out.print(t)
+        else:
+            with output.open("w") as f:
+                Console(file=f, width=200).print(t)
     elif format == "csv":
-        df.write_csv(output) if output else sys.stdout.write(df.write_csv())
+        flat = _flat(df)
+        if output:
+            flat.write_csv(output)
+        else:
+            sys.stdout.write(printable(flat.write_csv(), keep_newlines=True))
     elif format == "json":
-        df.write_ndjson(output) if output else sys.stdout.write(df.write_ndjson())
+        df.write_ndjson(output) if output else sys.stdout.write(printable_json(df.write_ndjson()))
     else:
         df.write_parquet(output)
+
+
+def _flat(df: pl.DataFrame) -> pl.DataFrame:
+    """csv holds no nested values: list, array and struct columns are written as JSON text."""
+    nested = [c for c, t in df.schema.items() if t.is_nested()]
+    if not nested:
+        return df
+    return df.with_columns([pl.Series(c, [None if v is None else json.dumps(v, default=str)
+                                          for v in df[c].to_list()], pl.Utf8) for c in nested])
 
 
 @app.command()
@@ -135,29 +222,48 @@ def summary(
     from uimdata.rundir import RunDir
     from uimdata.store import connect, load_sql
 
-    try:
+    with _errors():
         con = connect(RunDir(run))
-    except UimError as e:
-        _fail(e)
     summ = con.sql("SELECT issue, n_flagged, fraction, mean_score FROM issue_summary").fetchall()
     out.print(_table(f"issue summary: {run}", ["issue", "flagged", "fraction", "mean score"], summ))
     for issue, summ_json in con.execute("SELECT issue, summary::VARCHAR FROM detectors").fetchall():
         info = json.loads(summ_json)
         if info.get("skipped"):
-            out.print(f"[dim]{issue}: skipped, {info['skipped']}[/]")
+            _say(f"{issue}: skipped, {info['skipped']}", "dim")
         elif issue == "long_tail":
-            out.print(f"long tail: tail classes {info.get('tail_classes')} ({info.get('tail_rule')}); "
-                      f"{len(info.get('rare_clusters', []))} rare clusters of {info.get('n_clusters')}")
+            _say(f"long tail: tail classes {info.get('tail_classes')} ({info.get('tail_rule')}); "
+                 f"{len(info.get('rare_clusters', []))} rare clusters of {info.get('n_clusters')}")
         elif issue == "label":
-            out.print(f"label: estimated noise rate {info.get('estimated_noise_rate', 0):.1%} "
-                      f"({info.get('label_model')} out-of-fold probabilities)")
+            rate = info.get("estimated_noise_rate")
+            if rate is not None and info.get("noise_rate_interval"):
+                lo, hi = info["noise_rate_interval"]
+                out.print(f"label: estimated noise rate {rate:.1%} (95 % interval {lo:.1%}-{hi:.1%}; "
+                          f"{info.get('label_model')} out-of-fold probabilities)")
+            else:
+                flagged = (f"{info['flagged_rate']:.1%} of labelled rows flagged; "
+                           if info.get("flagged_rate") is not None else "")
+                out.print(f"label: {flagged}noise rate not estimated "
+                          f"(the confident joint of a weak model is not a noise rate)")
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     if "label_noise_matrix" in tables:
         noise = con.execute("SELECT given_label, suggested_label, count, fraction_of_given "
                             "FROM label_noise_matrix ORDER BY count DESC LIMIT 10").fetchall()
         out.print(_table("label noise (confident joint, off-diagonal)",
                          ["given", "suggested", "count", "share of given"], noise))
+    from uimdata.groups import language_mix, worst_groups
+
+    mix = language_mix(con)
+    if mix:
+        _say("languages: " + ", ".join(f"{lang} {100 * share:.1f}%" for lang, _, share, _ in mix[:8])
+             + (f" (+{len(mix) - 8} more)" if len(mix) > 8 else ""))
+    worst = [(i, f"{gc}={g}", n, k, f"{r:.3f} [{lo:.3f}, {hi:.3f}]", lf)
+             for i, gc, g, n, k, r, lo, hi, lf in worst_groups(con)]
+    if worst:
+        out.print(_table("worst groups per issue (flagged rate significantly above the corpus-wide rate; "
+                         "all: SELECT * FROM issue_by_group)",
+                         ["issue", "group", "rows", "flagged", "rate [95% CI]", "lift"], worst))
     ex = con.execute(load_sql("top_examples"), {"per_issue": examples}).fetchall()
+    con.close()
     rows = [(i, id_, s, r, (t[:100] + "…") if len(t) > 100 else t) for i, id_, s, r, t in ex]
     out.print(_table("worst examples", ["issue", "id", "score", "reason", "text"], rows))
 
@@ -171,11 +277,9 @@ def report(
     """Write one self-contained HTML report of RUN (opens offline) and print its path."""
     from uimdata.report import write_report
 
-    try:
+    with _errors():
         path = write_report(run, output, examples=examples)
-    except UimError as e:
-        _fail(e)
-    out.print(str(path), highlight=False, soft_wrap=True)
+    _say(str(path))
 
 
 @app.command()
@@ -205,13 +309,15 @@ def link(
                      text_col=text_col, label_col=label_col, prediction_col=prediction_col,
                      correct_col=correct_col, loss_col=loss_col, id_col=id_col, embedding_col=embedding_col,
                      min_down=min_down, device=device, cache_dir=str(cache_dir) if cache_dir else None)
-    try:
+    with _errors():
+        check_device(device)
         res = run_link(cfg)
-    except UimError as e:
-        _fail(e)
+    for warning in res.warnings:
+        err.print(Text.assemble(("warning:", "bold yellow"), " ", literal(warning)), highlight=False,
+                  soft_wrap=True)
     what = "error rate" if res.outcome != "loss" else "mean loss"
-    out.print(f"{res.n_down:,} downstream rows, {what} {res.error_rate:.3f}; "
-              f"{res.bias_regions} inherited-label-bias region(s)")
+    _say(f"{res.n_down:,} downstream rows, {what} {res.error_rate:.3f}; "
+         f"{res.bias_regions} inherited-label-bias region(s)")
     rows = []
     for r in res.slices.filter(res.slices["rank"].is_not_null()).head(top).iter_rows(named=True):
         ci = f"{r['lift']:.2f} [{r['lift_lo']:.2f}, {r['lift_hi']:.2f}]" if r["lift"] is not None else ""
@@ -224,7 +330,7 @@ def link(
             r["p_value"], "yes" if r["significant"] else "no") for r in res.attribution.iter_rows(named=True)]
     out.print(_table("issue attribution (odds ratio of an error per +10 points of flagged neighbours)",
                      ["issue", "odds ratio", "95% CI", "p", "significant"], att))
-    out.print(f"query it: uim query {run} \"SELECT * FROM slices ORDER BY rank LIMIT 20\"")
+    _say(f"query it: uim query {run} \"SELECT * FROM slices ORDER BY rank LIMIT 20\"")
 
 
 @app.command()
@@ -238,10 +344,8 @@ def curate(
     """Export a curated training set: every row kept, dropped, relabelled or reweighted, with its reason."""
     from uimdata.curate import curate as run_curate
 
-    try:
+    with _errors():
         cur, target = run_curate(str(run), str(out_dir), policy, format, upsample)
-    except UimError as e:
-        _fail(e)
     counts = cur.counts or {}
     n = sum(counts.values())
     rows = [(a, counts.get(a, 0), f"{100 * counts.get(a, 0) / max(n, 1):.1f}%")
@@ -250,7 +354,7 @@ def curate(
     by_issue = (cur.manifest.filter(cur.manifest["action"] != "kept").group_by("action", "issue").len()
                 .sort("len", descending=True).head(12))
     out.print(_table("by issue", ["action", "issue", "rows"], [tuple(r) for r in by_issue.iter_rows()]))
-    out.print(f"manifest: {out_dir / 'manifest.parquet'}; in SQL: table curation")
+    _say(f"manifest: {out_dir / 'manifest.parquet'}; in SQL: table curation")
 
 
 @app.command()
@@ -270,16 +374,19 @@ def probe(
     """Train the same linear probe on the raw corpus and on each curated variant; compare on DOWNSTREAM."""
     from uimdata.probe import probe as run_probe
 
-    try:
+    with _errors():
+        check_device(device)
         res = run_probe(str(run), str(downstream), tuple(policy) or ("conservative", "default", "aggressive"),
                         allow_leak=allow_leak, label_col=label_col, text_col=text_col, embedding_col=embedding_col,
                         top_slices=top_slices, device=device)
-    except UimError as e:
-        _fail(e)
-    out.print(f"linked on: {res.link_source or '(no uim link run)'}; evaluated on: {res.eval_source} "
-              f"({res.n_eval:,} labelled rows, {res.overlap} shared with the link split)")
+    for warning in res.warnings:
+        err.print(Text.assemble(("warning:", "bold yellow"), " ", literal(warning)), highlight=False,
+                  soft_wrap=True)
+    _say(f"linked on: {res.link_source or '(no uim link run)'}; evaluated on: {res.eval_source} "
+         f"({res.n_eval:,} labelled rows, {res.overlap} shared with the link split)")
     r = res.results
-    metrics = [m for m in ("accuracy", "macro_accuracy", "tail_accuracy", "slice_accuracy") if m in r["metric"]]
+    metrics = [m for m in ("accuracy", "macro_accuracy", "tail_accuracy", "tail10_accuracy", "slice_accuracy")
+               if m in r["metric"]]
     rows = []
     for pol in r["policy"].unique(maintain_order=True):
         sub = r.filter(r["policy"] == pol)
@@ -293,7 +400,11 @@ def probe(
                      first["rows_reweighted"]))
     out.print(_table("raw vs curated (95% intervals)", ["policy", *metrics, "train rows", "dropped",
                                                           "relabelled", "reweighted"], rows))
-    out.print(f"query it: uim query {run} \"SELECT * FROM probe_results\"")
+    for pol, hurt in (getattr(res, "hurt", None) or {}).items():  # classes whose accuracy fell significantly
+        if hurt:
+            _say(f"{pol}: accuracy fell significantly on {len(hurt)} class(es): {', '.join(hurt[:10])}"
+                 f"{' ...' if len(hurt) > 10 else ''}")
+    _say(f"query it: uim query {run} \"SELECT * FROM probe_results\"; per class: probe_classes")
 
 
 def main() -> None:  # pragma: no cover

@@ -175,3 +175,35 @@ def _downstream_embeddings(cfg: LinkConfig, df: pl.DataFrame, cols: dict, meta: 
                        expected=f"the run's dimension {dim}", got=str(emb.shape[1]),
                        hint="embed the downstream set with the model the run was scanned with")
     return np.ascontiguousarray(emb, dtype=np.float32)
+
+
+#: share of labelled downstream rows whose label no corpus row carries, above which link and probe warn
+UNKNOWN_LABEL_WARN = 0.2
+
+
+def label_overlap(corpus_labels: list[str | None], down_labels: list[str | None], source: str,
+                  refuse: bool) -> list[str]:
+    """Compare the downstream set's true labels with the corpus's classes.
+
+    Returns warnings (empty when the labels fit). With ``refuse``, a set that shares no class with the
+    corpus is an error: every prediction of a model trained on the corpus would count as wrong."""
+    classes = {c for c in corpus_labels if c is not None}
+    given = [x for x in down_labels if x is not None]
+    if not given or not classes:
+        return []
+    unknown = [x for x in given if x not in classes]
+    if not unknown:
+        return []
+    names = sorted(set(unknown))
+    shown = ", ".join(repr(x) for x in names[:5]) + (", …" if len(names) > 5 else "")
+    what = (f"{source}: {len(unknown):,} of its {len(given):,} labelled rows carry a label that no corpus row "
+            f"has ({len(names)} unknown label(s): {shown})")
+    if len(unknown) == len(given) and refuse:
+        raise UimError(f"{source}: its labels share no class with the corpus",
+                       expected=f"labels among the corpus's {len(classes)} classes "
+                                f"(e.g. {', '.join(repr(c) for c in sorted(classes)[:3])})",
+                       got=f"{len(names)} other label(s): {shown}",
+                       hint="check --label-col on both sides, or map the label names first")
+    if len(unknown) / len(given) > UNKNOWN_LABEL_WARN:
+        return [what + "; those rows can never be predicted right"]
+    return [what]

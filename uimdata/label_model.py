@@ -49,8 +49,8 @@ class SoftmaxModel:
     def fit_minibatch(self, x: np.ndarray, y: np.ndarray, batch_rows: int = 4096, epochs: int = 10,
                       lr: float = 0.05, min_steps: int = 300, max_steps: int = 1000) -> SoftmaxModel:
         """Mini-batch Adam over shuffled batches of ``batch_rows`` rows (only one batch on the device at
-        a time): for training sets too large for full-batch L-BFGS in memory. On the 51,500-row label
-        benchmark forced to mini-batches, the label detector's F1 is 0.576 (full-batch L-BFGS: 0.564).
+        a time): for training sets too large for full-batch L-BFGS in memory. The label detector's F1 with
+        mini-batches against full-batch L-BFGS on the label benchmark: docs/benchmarks.md.
         Between ``min_steps`` and ``max_steps`` optimiser steps: more epochs on small
         sets, fewer on very large ones (the cost stays bounded)."""
         import torch

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from uimdata.downstream import read_downstream
+from uimdata.downstream import label_overlap, read_downstream
 from uimdata.label_model import cosine_weights
 from uimdata.rundir import RunDir, atomic_write_parquet, atomic_write_text
 
@@ -77,6 +77,12 @@ class LinkConfig:
     bias_min_support: int = 8
     #: the given label's share in the region's downstream support must be at most this x its usual share
     bias_effect: float = 0.25
+    #: a region keeps the rows whose pre-training neighbours mostly (at least this share) belong to the
+    #: region or carry its downstream label; rows that only sit next to it are let go (0 = keep all)
+    bias_core: float = 0.5
+    #: a region is systematic when the corpus agrees with itself there: at least this share of its rows'
+    #: kNN-graph neighbours carry the given label (a mixed area is the label detector's business)
+    bias_self_agreement: float = 0.5
     alpha: float = 0.05
     device: str = "auto"
     cache_dir: str | None = None
@@ -95,6 +101,8 @@ class LinkResult:
     outcome: str
     bias_regions: int
     timings: dict[str, float] = field(default_factory=dict)
+    #: things the user should know (e.g. downstream labels the corpus does not have)
+    warnings: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------------------- statistics
@@ -193,8 +201,12 @@ def find_bias_regions(cfg: LinkConfig, pre_labels: np.ndarray, graph_rows: np.nd
     # how often a downstream row next to a row labelled c carries c: the null rate per class
     nearest = dy[nbr[:, 0]]
     same = nearest == py
-    base_rate = np.bincount(py[labelled], weights=same[labelled], minlength=len(classes)) / np.maximum(
-        np.bincount(py[labelled], minlength=len(classes)), 1)
+    # (elsewhere: candidates left out, so a concept larger than the rest of its wrong class cannot pull
+    # that class's rate down to its own)
+    ref = labelled & ~cand
+    ref = np.where(np.bincount(py[ref], minlength=len(classes))[np.clip(py, 0, None)] > 0, ref, labelled)
+    base_rate = np.bincount(py[ref], weights=same[ref], minlength=len(classes)) / np.maximum(
+        np.bincount(py[ref], minlength=len(classes)), 1)
     # candidates with the same (given, suggested) linked in the kNN graph: directly, or (bias_hops = 2)
     # through one shared neighbour, so that a region the graph splits into fragments stays one region
     key = np.where(cand, py * len(classes) + other, -1)
@@ -238,6 +250,47 @@ def find_bias_regions(cfg: LinkConfig, pre_labels: np.ndarray, graph_rows: np.nd
     m = max(len(regions), 1)
     regions = [r for r in regions if r.p_value * m <= cfg.alpha]
     return regions, given_share, other_share
+
+
+def trim_regions(regions: list[BiasRegion], graph_rows: np.ndarray, pre_labels: np.ndarray, min_share: float,
+                 min_rows: int) -> list[BiasRegion]:
+    """Keep a region's core: the rows at least ``min_share`` of whose kNN-graph neighbours are in the region
+    or carry its suggested (downstream) label. A row labelled like the region whose neighbours are mostly
+    outside it only sits next to the concept: its own label is most likely right. Regions left with fewer
+    than ``min_rows`` rows are dropped; the support and p-value stay those of the whole region."""
+    if min_share <= 0 or not regions or graph_rows.shape[1] == 0:
+        return regions
+    out = []
+    for r in regions:
+        member = np.zeros(len(pre_labels), bool)
+        member[r.rows] = True
+        nb = graph_rows[r.rows]
+        valid = nb >= 0
+        safe = np.clip(nb, 0, None)
+        agree = valid & (member[safe] | (pre_labels[safe] == r.suggested))
+        share = agree.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+        keep = r.rows[share >= min_share]
+        if len(keep) >= min_rows:
+            r.rows = keep
+            out.append(r)
+    return out
+
+
+def self_agreeing(regions: list[BiasRegion], graph_rows: np.ndarray, pre_labels: np.ndarray,
+                  min_share: float) -> list[BiasRegion]:
+    """Regions where the corpus agrees with itself: on average at least ``min_share`` of a region row's
+    kNN-graph neighbours carry the region's given label. Where the given label is a minority around its
+    own rows, labels are mixed rather than systematically wrong (the ``label`` detector's business)."""
+    if min_share <= 0 or graph_rows.shape[1] == 0:
+        return regions
+    out = []
+    for r in regions:
+        nb = graph_rows[r.rows]
+        valid = nb >= 0
+        same = valid & (pre_labels[np.clip(nb, 0, None)] == r.given)
+        if float((same.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)).mean()) >= min_share:
+            out.append(r)
+    return out
 
 
 def merge_regions(regions: list[BiasRegion], cluster: np.ndarray) -> list[BiasRegion]:
@@ -374,9 +427,18 @@ def link(cfg: LinkConfig) -> LinkResult:
     if ISSUE in {c.removeprefix("is_").removesuffix("_issue") for c in flags.columns}:
         flags = flags.drop([c for c in flags.columns if c.startswith(("is_" + ISSUE, ISSUE))])
     emb = run.read_embeddings()
-    down = read_downstream(cfg, meta, emb.shape[1])
+    from dataclasses import replace
+
+    from uimdata.groups import pre_slice_cols, pre_slices
+
+    pre_cols = pre_slice_cols(cfg.slice_cols, samples, meta, cfg.downstream)  # corpus columns (groups.py)
+    down = read_downstream(replace(cfg, slice_cols=tuple(c for c in cfg.slice_cols if c not in pre_cols)), meta,
+                           emb.shape[1])
     d = down.frame
     m = d.height
+    warnings = (label_overlap(samples.column("label").to_pylist(), d["label"].to_list(), cfg.downstream,
+                              refuse=False)
+                if "label" in samples.column_names and "label" in d.columns else [])
     timings["read+embed"] = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -410,6 +472,9 @@ def link(cfg: LinkConfig) -> LinkResult:
 
         cluster = ScanContext(run).cluster_ids
     regions = merge_regions(regions, cluster)
+    if pre_labels is not None:
+        regions = trim_regions(regions, graph.rows, pre_labels, cfg.bias_core, cfg.bias_min_rows)
+        regions = self_agreeing(regions, graph.rows, pre_labels, cfg.bias_self_agreement)
     region_of = np.full(n, -1, np.int64)
     for i, r in enumerate(regions):
         region_of[r.rows] = i
@@ -437,7 +502,9 @@ def link(cfg: LinkConfig) -> LinkResult:
             continue
         slice_defs.append((f"cluster:{c}", "cluster", str(c), np.flatnonzero(down_cluster == c),
                            members.get(c, np.zeros(0, np.int64))))
-    for col in cfg.slice_cols:
+    for col in pre_cols:
+        slice_defs += pre_slices(col, samples, meta, nbr, weights)
+    for col in (c for c in cfg.slice_cols if c not in pre_cols):
         vals = d[f"slice_{col}"].to_numpy()
         for v in sorted({x for x in vals if x is not None}):
             rows = np.flatnonzero(vals == v)
@@ -591,7 +658,7 @@ def link(cfg: LinkConfig) -> LinkResult:
     atomic_write_text(json.dumps({"uimdata": __version__, "config": asdict(cfg), **info,
                                   "timings": timings}, indent=2, default=str), run.path / "link.json")
     build_db(run, det_rows)
-    return LinkResult(run, slices, attribution, m, overall, down.outcome, len(regions), timings)
+    return LinkResult(run, slices, attribution, m, overall, down.outcome, len(regions), timings, warnings)
 
 
 def _bias_carriers(regions: list[BiasRegion], cluster: np.ndarray,

@@ -4,8 +4,14 @@ variant, evaluate on a downstream set, and compare.
 The model is a softmax regression on the run's embeddings (``uimdata.label_model.SoftmaxModel``,
 L-BFGS, on the GPU when present), trained with the curated rows' labels and weights. Metrics on the
 evaluation set, each with a 95 % interval: ``accuracy`` (Wilson), ``macro_accuracy`` (mean of per-class
-accuracies; bootstrap), ``tail_accuracy`` (rows whose true class is a ``long_tail`` tail class; Wilson)
-and ``slice_accuracy`` (rows inside the top ``top_slices`` slices of ``uim link``; Wilson).
+accuracies; bootstrap), ``tail_accuracy`` (rows whose true class is a ``long_tail`` tail class; Wilson),
+``tail10_accuracy`` (rows whose true class is one of the corpus's 10 rarest classes; Wilson) and
+``slice_accuracy`` (rows inside the top ``top_slices`` slices of ``uim link``; Wilson).
+
+Who was hurt: per class and variant, accuracy with a Wilson interval, the change against raw, and a
+one-sided exact McNemar test on the same evaluation rows (raw right and curated wrong vs the reverse);
+a class is ``hurt`` when that fall is significant after Benjamini-Hochberg over the variant's classes
+(q < 0.05). Stored as the table ``probe_classes``; ``ProbeResult.hurt`` lists the hurt classes.
 
 The rows ``uim link`` saw (its ``downstream`` table) must not be the rows evaluated here: ``uim link``
 may have relabelled pre-training rows from their labels, so evaluating on them would leak. ``probe``
@@ -23,14 +29,18 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from uimdata.downstream import read_downstream
+from uimdata.downstream import label_overlap, read_downstream
 from uimdata.errors import UimError
 from uimdata.label_model import cosine_weights
 from uimdata.link import LinkConfig, wilson
 from uimdata.rundir import RunDir, atomic_write_parquet
 from uimdata.store import build_db, read_detectors
 
-METRICS = ("accuracy", "macro_accuracy", "tail_accuracy", "slice_accuracy")
+METRICS = ("accuracy", "macro_accuracy", "tail_accuracy", "tail10_accuracy", "slice_accuracy")
+#: the rarest classes of the corpus that ``tail10_accuracy`` covers
+TAIL_N = 10
+#: false-discovery rate of the "hurt classes" list
+HURT_FDR = 0.05
 
 
 @dataclass
@@ -41,6 +51,14 @@ class ProbeResult:
     n_eval: int
     overlap: int
     timings: dict[str, float] = field(default_factory=dict)
+    #: things the user should know (e.g. evaluation labels the corpus does not have)
+    warnings: list[str] = field(default_factory=list)
+    #: the probe_classes table: per variant and class, accuracy raw vs curated
+    classes: pl.DataFrame | None = None
+    #: variant -> classes whose accuracy fell significantly against raw
+    hurt: dict[str, list[str]] = field(default_factory=dict)
+    #: variant -> predicted class of each labelled evaluation row (in the evaluation set's order)
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def fit_predict(x: np.ndarray, labels: list[str], weight: np.ndarray | None, x_eval: np.ndarray,
@@ -79,6 +97,67 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, groups: dict[str, np.ndarra
         out[name] = (float(k.mean()) if len(k) else None, float(lo[0]) if len(k) else None,
                      float(hi[0]) if len(k) else None, int(len(k)))
     return out
+
+
+def rarest_classes(labels: list, n: int = TAIL_N) -> list[str]:
+    """The ``n`` classes with the fewest rows (ties: by name)."""
+    vc = pl.Series("label", labels, dtype=pl.Utf8).drop_nulls().value_counts()
+    return vc.sort(["count", "label"])["label"].head(n).to_list()
+
+
+def mcnemar_worse(raw_ok: np.ndarray, ok: np.ndarray) -> float:
+    """One-sided exact McNemar p-value that ``ok`` is worse than ``raw_ok`` on the same rows."""
+    from scipy.stats import binom
+
+    b = int((raw_ok & ~ok).sum())   # raw right, curated wrong
+    c = int((~raw_ok & ok).sum())
+    return float(binom.sf(b - 1, b + c, 0.5)) if b + c else 1.0
+
+
+def _bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values."""
+    if len(p) == 0:
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty_like(q)
+    out[order] = np.minimum(q, 1.0)
+    return out
+
+
+def class_table(y_true: np.ndarray, preds: dict[str, np.ndarray], train_counts: dict[str, dict[str, int]],
+                tail: list[str], fdr: float = HURT_FDR) -> pl.DataFrame:
+    """The probe_classes table: per variant and true class, accuracy [Wilson CI], raw accuracy, the change,
+    the one-sided McNemar p-value of a fall against raw, its BH q-value and ``hurt`` (q < fdr and a fall)."""
+    y = y_true.astype(str)
+    classes = sorted(set(y.tolist()))
+    raw_ok = preds["raw"] == y_true if "raw" in preds else None
+    recs = []
+    for name, pred in preds.items():
+        ok = pred == y_true
+        rows = []
+        for c in classes:
+            m = y == c
+            k, n = int(ok[m].sum()), int(m.sum())
+            lo, hi = wilson(np.array([k]), np.array([n]))
+            raw_acc = float(raw_ok[m].mean()) if raw_ok is not None else None
+            p = mcnemar_worse(raw_ok[m], ok[m]) if raw_ok is not None and name != "raw" else 1.0
+            rows.append({"policy": name, "label": c, "n_eval": n, "n_train": int(train_counts[name].get(c, 0)),
+                         "n_train_raw": int(train_counts.get("raw", {}).get(c, 0)), "correct": k,
+                         "accuracy": k / n, "ci_lo": float(lo[0]), "ci_hi": float(hi[0]),
+                         "raw_accuracy": raw_acc, "delta": None if raw_acc is None else k / n - raw_acc,
+                         "p_value": p, "is_tail10": c in tail})
+        q = _bh(np.array([r["p_value"] for r in rows]))
+        for r, qv in zip(rows, q):
+            r["q_value"] = float(qv)
+            r["hurt"] = bool(name != "raw" and qv < fdr and (r["delta"] or 0) < 0)
+        recs += rows
+    schema = {"policy": pl.Utf8, "label": pl.Utf8, "n_eval": pl.Int64, "n_train": pl.Int64, "n_train_raw": pl.Int64,
+              "correct": pl.Int64, "accuracy": pl.Float64, "ci_lo": pl.Float64, "ci_hi": pl.Float64,
+              "raw_accuracy": pl.Float64, "delta": pl.Float64, "p_value": pl.Float64, "is_tail10": pl.Boolean,
+              "q_value": pl.Float64, "hurt": pl.Boolean}
+    return pl.DataFrame(recs, schema=schema)
 
 
 def _tail_classes(run: RunDir) -> list[str]:
@@ -124,6 +203,7 @@ def probe(run_path: str, downstream: str, policies: tuple[str, ...] = ("conserva
         raise UimError(f"{downstream}: no true label column", expected="a 'label' column to evaluate against",
                        got=", ".join(d.columns), hint="name it with --label-col")
     d_has = d["label"].is_not_null().to_numpy()
+    warnings = label_overlap(samples["label"].to_list(), d["label"].to_list(), downstream, refuse=True)
     # --- leak check -------------------------------------------------------------------------------
     link_path = run.path / "tables" / "downstream.parquet"
     link_meta = json.loads((run.path / "link.json").read_text()) if (run.path / "link.json").exists() else {}
@@ -142,6 +222,8 @@ def probe(run_path: str, downstream: str, policies: tuple[str, ...] = ("conserva
     # --- groups ------------------------------------------------------------------------------------
     tail = set(_tail_classes(run))
     groups = {"tail_accuracy": np.isin(y_true.astype(str), list(tail))}
+    tail10 = rarest_classes(samples["label"].to_list())
+    groups["tail10_accuracy"] = np.isin(y_true.astype(str), tail10)
     slice_ids, ranked = _slice_rows(run, top_slices)
     if slice_ids:
         nbr, cos = cross_search(emb, x_eval, k)
@@ -166,12 +248,17 @@ def probe(run_path: str, downstream: str, policies: tuple[str, ...] = ("conserva
                           "counts": dict(zip(counts["action"].to_list(), counts["count"].to_list()))}
     recs = []
     timings: dict[str, float] = {}
+    preds: dict[str, np.ndarray] = {}
+    train_counts: dict[str, dict[str, int]] = {}
     for name, v in variants.items():
         t = time.perf_counter()
         rows = np.flatnonzero(v["keep"])
         labels = [v["labels"][i] for i in rows]
         weight = None if v["weight"] is None else v["weight"][rows]
         pred = fit_predict(emb[rows], labels, weight, x_eval, device=device)
+        preds[name] = pred
+        cls, cnt = np.unique(np.array(labels, dtype=str), return_counts=True)
+        train_counts[name] = dict(zip(cls.tolist(), cnt.tolist()))
         for metric, (val, lo, hi, n) in evaluate(y_true, pred, groups).items():
             recs.append({"policy": name, "metric": metric, "value": val, "ci_lo": lo, "ci_hi": hi, "n_eval": n,
                          "n_train": len(rows), "rows_dropped": v["counts"].get("dropped", 0),
@@ -185,7 +272,12 @@ def probe(run_path: str, downstream: str, policies: tuple[str, ...] = ("conserva
     results = results.with_columns(pl.lit(str(link_meta.get("downstream"))).alias("linked_on"),
                                    pl.lit(downstream).alias("evaluated_on"),
                                    pl.lit(", ".join(ranked)).alias("slices"))
+    classes = class_table(y_true, preds, train_counts, tail10)
+    hurt = {name: classes.filter((pl.col("policy") == name) & pl.col("hurt")).sort("delta")["label"].to_list()
+            for name in preds if name != "raw"}
     atomic_write_parquet(results.to_arrow(), run.path / "tables" / "probe_results.parquet")
+    atomic_write_parquet(classes.to_arrow(), run.path / "tables" / "probe_classes.parquet")
     build_db(run, read_detectors(run))
     timings["total"] = time.perf_counter() - t0
-    return ProbeResult(results, link_meta.get("downstream"), downstream, int(d_has.sum()), overlap, timings)
+    return ProbeResult(results, link_meta.get("downstream"), downstream, int(d_has.sum()), overlap, timings,
+                       warnings, classes, hurt, preds)

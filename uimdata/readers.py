@@ -1,7 +1,8 @@
 """Readers for every corpus format ``uim scan`` accepts, yielding Arrow batches.
 
-Formats: a parquet file, a directory of parquet shards, jsonl (``.jsonl``/``.ndjson``/``.json``),
-csv/tsv, and a Hugging Face ``save_to_disk`` directory (``state.json`` + ``*.arrow``).
+Formats: parquet, jsonl (``.jsonl``/``.ndjson``/``.json``), csv/tsv (jsonl and csv also compressed:
+``.gz``, ``.zst``), a Hugging Face ``save_to_disk`` directory (``state.json`` + ``*.arrow``), and a
+directory or glob of such files, in any mix (:func:`corpus_files`; see docs/corpora.md).
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.dataset as ds
 import pyarrow.ipc as ipc
 import pyarrow.json as pajson
+import pyarrow.parquet as pq
 
 from uimdata.errors import UimError
 
@@ -36,12 +38,12 @@ def detect_format(path: Path) -> str:
             splits = json.loads((path / "dataset_dict.json").read_text()).get("splits", [])
             raise UimError(f"{path} is a Hugging Face DatasetDict", expected="one split",
                            got=f"splits {splits}", hint=f"pass one split, e.g. {path / (splits or ['train'])[0]}")
-        if any(path.rglob("*.parquet")):
-            return "parquet"
+        if any(file_format(q)[0] and not _skipped(q.relative_to(path)) for q in path.rglob("*") if q.is_file()):
+            return "dir"
         raise UimError(f"cannot read directory {path}",
-                       expected="parquet shards or a Hugging Face save_to_disk directory",
+                       expected=f"files ending in {_suffix_list()}, or a Hugging Face save_to_disk directory",
                        got=f"{sorted(p.name for p in path.iterdir())[:5]}")
-    fmt = _SUFFIX.get(path.suffix.lower())
+    fmt, _ = file_format(path)
     if fmt is None:
         raise UimError(f"unknown corpus format for {path}",
                        expected=f"one of {sorted(_SUFFIX)} or a directory", got=repr(path.suffix or path.name),
@@ -49,8 +51,17 @@ def detect_format(path: Path) -> str:
     return fmt
 
 
-def _utf8_bytes(path: Path, encoding_errors: str) -> bytes:
-    raw = path.read_bytes()
+def _utf8_bytes(path: Path, encoding_errors: str, compression: str | None = None) -> bytes:
+    if compression:
+        try:
+            with pa.input_stream(str(path), compression=compression) as f:
+                raw = f.read()
+        except (pa.ArrowInvalid, OSError) as e:
+            raise UimError(f"cannot decompress {path}", expected=f"a {compression} stream",
+                           got=str(e).splitlines()[0] if str(e) else type(e).__name__,
+                           hint="check the file is complete, and that its suffix names its compression") from None
+    else:
+        raw = path.read_bytes()
     try:
         raw.decode("utf-8")
         return raw
@@ -64,12 +75,12 @@ def _utf8_bytes(path: Path, encoding_errors: str) -> bytes:
                             "to read bad bytes as U+FFFD (they are then flagged as corrupted)") from None
 
 
-def _read_text_format(path: Path, fmt: str, encoding_errors: str) -> pa.Table:
-    data = _utf8_bytes(path, encoding_errors)
+def _read_text_format(path: Path, fmt: str, encoding_errors: str, compression: str | None = None) -> pa.Table:
+    data = _utf8_bytes(path, encoding_errors, compression)
     try:
         if fmt == "jsonl":
             return pajson.read_json(io.BytesIO(data))
-        delim = "\t" if path.suffix.lower() == ".tsv" else ","
+        delim = "\t" if ".tsv" in path.name.lower() else ","
         return pacsv.read_csv(io.BytesIO(data), parse_options=pacsv.ParseOptions(
             delimiter=delim, newlines_in_values=True))
     except pa.ArrowInvalid as e:
@@ -104,23 +115,110 @@ def _numbered(batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
 def read_batches(path: str | Path, batch_size: int = 65536,
                  encoding_errors: str = "strict") -> tuple[pa.Schema, Iterator[pa.Table]]:
     """Return the corpus schema and an iterator of Arrow tables of at most ``batch_size`` rows,
-    each with a ``__uim_row`` column (the row's position in the corpus)."""
-    schema, batches = _read_batches(Path(path), batch_size, encoding_errors)
-    return schema, _numbered(batches)
+    each with a ``__uim_row`` column (the row's position in the corpus).
+
+    A corpus of several files is returned under one schema (the union of the files' columns, types
+    promoted; a column a file lacks is null there). ``uim scan`` reads each file on its own instead
+    (:func:`corpus_files`), so that each file's columns are resolved separately."""
+    files = corpus_files(path)
+    if len(files) == 1:
+        schema, batches = files[0].read(batch_size, encoding_errors)
+        return schema, _numbered(batches)
+    parts = [t for f in files for t in f.read(batch_size, encoding_errors)[1] if t.num_rows]
+    if not parts:
+        schema, _ = files[0].read(batch_size, encoding_errors)
+        return schema, iter(())
+    try:
+        table = pa.concat_tables(parts, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise UimError(f"{path}: the files' columns do not combine", got=str(e).splitlines()[0],
+                       hint="give every file the same columns and types") from None
+    return table.schema, _numbered(table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size))
 
 
-def _read_batches(path: Path, batch_size: int, encoding_errors: str) -> tuple[pa.Schema, Iterator[pa.Table]]:
-    fmt = detect_format(path)
-    if fmt == "parquet":
-        try:
-            dataset = ds.dataset(str(path), format="parquet")
-        except (pa.ArrowInvalid, OSError) as e:
-            raise UimError(f"cannot read parquet {path}", got=str(e).splitlines()[0]) from None
+# ------------------------------------------------------------------------------ many files per corpus
 
-        def gen() -> Iterator[pa.Table]:
-            for b in dataset.to_batches(batch_size=batch_size):
-                if b.num_rows:
-                    yield pa.Table.from_batches([b])
-        return dataset.schema, gen()
-    table = _hf_table(path) if fmt == "hf" else _read_text_format(path, fmt, encoding_errors)
-    return table.schema, (table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size))
+_COMPRESSION = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass
+class CorpusFile:
+    """One file of a corpus (or a whole Hugging Face ``save_to_disk`` directory)."""
+
+    path: Path
+    #: what ``samples.source_file`` records: the path relative to the corpus directory (or glob base)
+    name: str
+    format: str
+    compression: str | None = None
+
+    def read(self, batch_size: int = 65536, encoding_errors: str = "strict") -> tuple[pa.Schema, Iterator[pa.Table]]:
+        """This file's schema and its rows as tables of at most ``batch_size`` rows (no row numbers)."""
+        if self.format == "parquet":
+            try:
+                pf = pq.ParquetFile(str(self.path))
+            except (pa.ArrowInvalid, OSError) as e:
+                raise UimError(f"cannot read parquet {self.path}", got=str(e).splitlines()[0]) from None
+            schema = pf.schema_arrow
+
+            def gen() -> Iterator[pa.Table]:
+                for b in pf.iter_batches(batch_size=batch_size):
+                    if b.num_rows:
+                        yield pa.Table.from_batches([b])
+            return schema, gen()
+        table = (_hf_table(self.path) if self.format == "hf"
+                 else _read_text_format(self.path, self.format, encoding_errors, self.compression))
+        return table.schema, (table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size))
+
+
+def file_format(path: Path) -> tuple[str | None, str | None]:
+    """(format, compression) of a file from its suffixes: ``x.jsonl.gz`` -> ("jsonl", "gzip")."""
+    name = path.name.lower()
+    comp = next((c for suf, c in _COMPRESSION.items() if name.endswith(suf)), None)
+    if comp:
+        name = name[: name.rindex(".")]
+    fmt = _SUFFIX.get(Path(name).suffix)
+    if comp and fmt == "parquet":
+        return None, comp  # parquet compresses inside the file
+    return fmt, comp
+
+
+def _skipped(rel: Path) -> bool:
+    """Hidden files and folders, and Spark/Hadoop markers (``_SUCCESS``, ``_metadata``)."""
+    return any(part.startswith((".", "_")) for part in rel.parts)
+
+
+def corpus_files(path: str | Path) -> list[CorpusFile]:
+    """The files ``uim scan CORPUS`` reads, in path order: one file, a directory (read recursively,
+    every supported file in it; a Hugging Face ``save_to_disk`` directory is one corpus), or a glob
+    (``'data/*.jsonl.gz'``, ``'**'`` recursive). Files of other types in a directory are skipped."""
+    text = str(path)
+    p = Path(text)
+    if not p.exists() and _GLOB_CHARS & set(text):
+        import glob as _glob
+
+        matches = sorted(Path(m) for m in _glob.glob(text, recursive=True) if Path(m).is_file())
+        parts = Path(text).parts
+        base = Path(*parts[: next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))] or ["."])
+        files = [CorpusFile(m, str(m.relative_to(base)) if m.is_relative_to(base) else str(m), *file_format(m))
+                 for m in matches]
+        files = [f for f in files if f.format is not None]
+        if not files:
+            raise UimError(f"no corpus files match {text}", expected=f"files ending in {_suffix_list()}",
+                           got=f"{len(matches)} matching files of other types" if matches else "no match",
+                           hint="check the pattern (quote it so the shell does not expand it)")
+        return files
+    fmt = detect_format(p)
+    if fmt == "hf" or not p.is_dir():
+        return [CorpusFile(p, p.name, fmt, file_format(p)[1] if fmt != "hf" else None)]
+    files = []
+    for m in sorted(q for q in p.rglob("*") if q.is_file()):
+        rel = m.relative_to(p)
+        fmt_m, comp = file_format(m)
+        if fmt_m is not None and not _skipped(rel):
+            files.append(CorpusFile(m, str(rel), fmt_m, comp))
+    return files
+
+
+def _suffix_list() -> str:
+    return ", ".join(sorted(_SUFFIX)) + " (jsonl/csv also as .gz or .zst)"

@@ -34,6 +34,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import uimdata
+from uimdata.errors import UimError
+from uimdata.groups import report_section
 from uimdata.rundir import RunDir, atomic_write_text
 from uimdata.store import connect, load_sql
 
@@ -77,8 +79,28 @@ def write_report(run: RunDir | str | Path, out: str | Path | None = None, *, exa
     """Render the report of ``run`` and write it (atomically) to ``out``, default ``RUN/report.html``."""
     run = run if isinstance(run, RunDir) else RunDir(run)
     path = Path(out) if out is not None else run.path / "report.html"
+    if out is not None:  # RUN/report.html is the run's own (docs/run-directory.md)
+        _check_target(path)
     atomic_write_text(render_report(run, examples=examples, seed=seed), path)
     return path
+
+
+#: the mark every report carries in its <head>; a file without it was not written by `uim report`
+GENERATOR = '<meta name="generator" content="uimdata">'
+
+
+def _check_target(path: Path) -> None:
+    """Replace only a report written by uimdata: never a folder or another file of the user's."""
+    if path.is_dir():
+        raise UimError(f"-o {path} is a folder", expected="an HTML file path",
+                       hint=f"e.g. -o {path / 'report.html'}")
+    if path.exists():
+        with path.open("rb") as f:
+            head = f.read(4096)
+        if GENERATOR.encode() not in head:
+            raise UimError(f"-o {path} exists and is not a uimdata report", expected="a new path or a report "
+                           "written by `uim report`", got="another file",
+                           hint="pass a new path; uimdata never replaces files it did not write")
 
 
 def render_report(run: RunDir, *, examples: int = EXAMPLES, seed: int = 0) -> str:
@@ -102,6 +124,7 @@ def render_report(run: RunDir, *, examples: int = EXAMPLES, seed: int = 0) -> st
                 _embedding_map(run, con, [i for i, _ in summary["issues"]], seed),
                 _label_noise(con, tables, detectors),
             ]
+            sections += [s for s in (report_section(con),) if s is not None]  # issues by source (groups.py)
             sections += [s for s in (_slices(con, tables), _attribution(con, tables), _probe(con, tables))
                          if s is not None]
     finally:
@@ -660,7 +683,7 @@ def _probe(con, tables: dict[str, set[str]]) -> dict | None:
     if not recs:
         return section
     policies = sorted({str(r["policy"]) for r in recs}, key=lambda p: (p != "raw", p))
-    known = ("accuracy", "macro_accuracy", "tail_accuracy", "slice_accuracy")
+    known = ("accuracy", "macro_accuracy", "tail_accuracy", "tail10_accuracy", "slice_accuracy")
     metrics = sorted({str(r["metric"]) for r in recs}, key=lambda m: (known.index(m) if m in known else len(known), m))
     at = {(str(r["policy"]), str(r["metric"])): r for r in recs}
     fig, ax = _figure(max(6.0, 1.3 * len(metrics) + 2.5), 3.4)
@@ -693,4 +716,18 @@ def _probe(con, tables: dict[str, set[str]]) -> dict | None:
              *[_ci(at[(p, mt)]["value"], at[(p, mt)]["ci_lo"], at[(p, mt)]["ci_hi"], 3) if (p, mt) in at else "–"
                for mt in metrics]] for p in policies]
     section["blocks"].append(_table(["policy", "eval rows", "dropped", "relabelled", "reweighted", *metrics], rows))
+    if "probe_classes" in tables and {"hurt", "q_value"} <= tables["probe_classes"]:  # uim probe: who was hurt
+        hurt = _records(con, "report_probe_classes")
+        if hurt:
+            section["blocks"].append(_table(
+                ["policy", "class", "eval rows", "train rows raw → curated", "raw accuracy", "accuracy [CI]",
+                 "change", "q-value", "10 rarest"],
+                [[h["policy"], h["label"], _num(h["n_eval"]), f"{_num(h['n_train_raw'])} → {_num(h['n_train'])}",
+                  _num(h["raw_accuracy"], 3), _ci(h["accuracy"], h["ci_lo"], h["ci_hi"], 3), _num(h["delta"], 3),
+                  f"{h['q_value']:.2g}", _num(h["is_tail10"])] for h in hurt],
+                caption="classes whose accuracy fell significantly against raw (one-sided McNemar, "
+                        "Benjamini-Hochberg q < 0.05)", cls="compact"))
+        else:
+            section["blocks"].append(_note("no class's accuracy fell significantly against raw under any policy "
+                                           "(one-sided McNemar, Benjamini-Hochberg q < 0.05)."))
     return section

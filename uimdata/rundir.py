@@ -1,6 +1,6 @@
 """The run directory: parquet artifacts per stage plus ``uim.duckdb``.
 
-Layout (a public contract, see the README)::
+Layout (a public contract, see docs/run-directory.md)::
 
     RUN/
       run.json            scan arguments, versions, per-stage timings
@@ -134,10 +134,67 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: entries of a run directory that a scan writes or that later commands derive from the scan (and so
+#: go stale when it is rescanned); everything else in a run directory belongs to the user and is
+#: carried over into the new run by a rescan
+SCAN_OWNED = frozenset({"run.json", "samples.parquet", EMBED_DIR, "neighbors.parquet", "detectors",
+                        "detectors.jsonl", "flags.parquet", "pred_probs.parquet", "tables", "uim.duckdb",
+                        "link.json", "report.html", "input.parquet"})
+
+
+def is_run_dir(path: Path) -> bool:
+    """A directory whose ``run.json`` was written by uimdata."""
+    try:
+        meta = json.loads((path / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "uimdata" in meta
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def check_output(out: str | os.PathLike[str], inputs: list[str | os.PathLike[str]],
+                 flag: str = "-o") -> Path:
+    """Refuse an output path that the tool did not create: an existing file, a non-empty directory
+    that is not a uimdata run, the input itself, a folder holding the input, or a folder inside an
+    input folder. Returns the resolved path."""
+    target = Path(out).expanduser().resolve()
+    if target.parent == target:
+        raise UimError(f"{flag} {out} is the filesystem root", expected="a run directory",
+                       hint="pass a new folder, e.g. -o runs/mine")
+    for src in inputs:
+        if not src:
+            continue
+        src_path = Path(src).expanduser().resolve()
+        if _within(src_path, target):
+            raise UimError(f"{flag} {out} is or holds the input {src}", expected="an output path apart from "
+                           "the input", got=str(target), hint="pass a new folder, e.g. -o runs/mine")
+        if src_path.is_dir() and _within(target, src_path):
+            raise UimError(f"{flag} {out} lies inside the input folder {src}",
+                           expected="an output path outside the corpus (a later scan would read it as "
+                                    "corpus)", got=str(target), hint="pass a folder elsewhere, e.g. -o runs/mine")
+    if target.exists() or target.is_symlink():
+        if not target.is_dir() or target.is_symlink():
+            raise UimError(f"{flag} {out} exists and is not a run directory", expected="a new path or a run "
+                           "written by `uim scan`", got="a file" if target.is_file() else "not a folder",
+                           hint="pass a new folder, e.g. -o runs/mine")
+        if any(target.iterdir()) and not is_run_dir(target):
+            raise UimError(f"{flag} {out} exists and is not a run directory", expected="a new or empty folder, "
+                           "or a run written by `uim scan` (with its run.json)",
+                           got=f"a folder with {sum(1 for _ in target.iterdir())} entries and no uimdata run.json",
+                           hint="pass a new folder, e.g. -o runs/mine; uimdata never replaces files it did "
+                                "not write")
+    return target
+
+
 class StagingRun:
     """Build a run in a sibling temp directory and swap it in only when the scan succeeds.
 
-    A failed scan leaves the earlier run directory (if any) exactly as it was.
+    A failed scan leaves the earlier run directory (if any) exactly as it was. On success, the entries
+    of the earlier run that a scan does not own (:data:`SCAN_OWNED`: e.g. a ``uim curate`` output or
+    notes the user put there) are moved into the new run.
     """
 
     def __init__(self, final: str | os.PathLike[str]) -> None:
@@ -157,10 +214,19 @@ class StagingRun:
     def commit(self) -> Path:
         old = None
         if self.final.exists():
+            if any(self.final.iterdir()) and not is_run_dir(self.final):  # created since check_output ran
+                raise UimError(f"{self.final} exists and is not a run directory",
+                               expected="a new or empty folder, or a run written by `uim scan`",
+                               hint="pass a new folder; uimdata never replaces files it did not write")
             old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}")
             os.replace(self.final, old)
         os.replace(self.tmp, self.final)
         if old is not None:
+            # the user's entries move over first; the earlier run is removed only when all of them did
+            for entry in sorted(old.iterdir()):
+                stale_tmp = entry.name.startswith(".") and entry.name.endswith(".tmp")
+                if entry.name not in SCAN_OWNED and not stale_tmp and not (self.final / entry.name).exists():
+                    os.replace(entry, self.final / entry.name)
             shutil.rmtree(old, ignore_errors=True)
         return self.final
 

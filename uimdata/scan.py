@@ -16,19 +16,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from uimdata import __version__, detectors
+from uimdata import __version__, detectors, groups
 from uimdata.context import ScanContext
 from uimdata.detectors.base import BatchDetector, DetectorResult
+from uimdata.device import check_device
 from uimdata.errors import UimError
 from uimdata.executors.local import LocalExecutor
-from uimdata.readers import read_batches
-from uimdata.rundir import RunDir, StagingRun, atomic_write_parquet
-from uimdata.stages.embed import DEFAULT_MODEL, EmbeddingCache, EmbedStage, content_hashes, default_cache_dir
+from uimdata.rundir import RunDir, StagingRun, atomic_write_parquet, check_output
+from uimdata.stages.embed import DEFAULT_MODEL, EmbeddingCache, EmbedStage, default_cache_dir
 from uimdata.stages.index import KnnIndex
-from uimdata.stages.ingest import Columns, IngestStage, dedupe_ids, fixed_list
+from uimdata.stages.ingest import Columns, CorpusReader, IngestStage, combine, dedupe_ids, fixed_list
 from uimdata.store import build_db
 
-DEFAULT_DETECTORS = ("exact_duplicate", "near_duplicate", "corrupted", "label", "outlier", "long_tail",
+DEFAULT_DETECTORS = ("exact_duplicate", "near_duplicate", "corrupted", "low_quality", "label", "outlier", "long_tail",
                      "off_target")
 SHARD_ROWS = 100_000
 
@@ -60,6 +60,13 @@ class ScanConfig:
     index: str = "auto"
     #: storage of RUN/embeddings: float32, or float16 (half the disk; read back as float32)
     embedding_dtype: str = "float32"
+    #: metadata columns kept in samples: None = every input column but the text and the embedding
+    keep_cols: list[str] | None = None
+    drop_cols: list[str] | None = None
+    #: columns issues are counted by (issue_by_group): None = auto-detect, [] = none (uimdata/groups.py)
+    group_cols: list[str] | None = None
+    #: texts longer than the model's window: auto (chunked and pooled when > 2 % of rows would be cut) | none
+    chunking: str = "auto"
 
 
 @dataclass
@@ -70,13 +77,15 @@ class ScanResult:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def _ingest(cfg: ScanConfig, ex: LocalExecutor) -> tuple[pa.Table, Columns]:
+def _ingest(cfg: ScanConfig, ex: LocalExecutor) -> tuple[pa.Table, Columns, CorpusReader]:
     source = str(cfg.corpus)
-    schema, batches = read_batches(cfg.corpus, encoding_errors=cfg.encoding_errors)
-    cols = Columns.resolve(schema, source, cfg.text_col, cfg.id_col, cfg.label_col, cfg.embedding_col)
-    parts = ex.map(IngestStage(cols, source), batches, desc="ingest")
-    if not parts or sum(p.num_rows for p in parts) == 0:
+    # file by file: each file's columns resolved on its own (uimdata/stages/ingest.py)
+    reader = CorpusReader(source, cfg.text_col, cfg.id_col, cfg.label_col, cfg.embedding_col,
+                          keep_cols=cfg.keep_cols, drop_cols=cfg.drop_cols, encoding_errors=cfg.encoding_errors)
+    parts = ex.map(IngestStage(source), reader.batches(), desc="ingest")
+    if not parts or sum(p.num_rows for p in parts) == 0 or reader.columns is None:
         raise UimError(f"{source} has no rows", expected="at least one row", got="0 rows")
+    cols = reader.columns
     if cols.embedding is not None:
         dims = {p.schema.field("embedding").type.list_size for p in parts}
         if len(dims) > 1:
@@ -85,8 +94,8 @@ def _ingest(cfg: ScanConfig, ex: LocalExecutor) -> tuple[pa.Table, Columns]:
             raise UimError(f"{source}: embedding dimension changes at row {bad.column('row')[0].as_py()}",
                            expected=f"{sorted(dims)[0]} everywhere", got=f"dimensions {sorted(dims)}",
                            hint="all embeddings must come from one model")
-    table = pa.concat_tables(parts)
-    return dedupe_ids(table, source, derived=cols.id is None), cols
+    table = combine(parts, source)
+    return dedupe_ids(table, source, derived=cols.id is None), cols, reader
 
 
 def _normalized(samples: pa.Table) -> np.ndarray:
@@ -103,7 +112,7 @@ def _reference(cfg: ScanConfig, ex: LocalExecutor) -> np.ndarray | None:
         return None
     ref_cfg = ScanConfig(corpus=cfg.reference, out=cfg.out, model=cfg.model, device=cfg.device,
                          encoding_errors=cfg.encoding_errors, cache_dir=cfg.cache_dir, id_col="", label_col="")
-    samples, _ = _ingest(ref_cfg, ex)
+    samples, _, _ = _ingest(ref_cfg, ex)
     if "embedding" in samples.column_names:
         return _normalized(samples)
     return _embed(ref_cfg, samples, ex)[0]
@@ -120,7 +129,8 @@ def _write_embeddings(run: RunDir, ids: pa.Array, emb: np.ndarray, dtype: str = 
 
 def _embed(cfg: ScanConfig, samples: pa.Table, ex: LocalExecutor) -> tuple[np.ndarray, dict[str, Any]]:
     texts = samples.column("text").to_pylist()
-    hashes = content_hashes(texts)
+    stage = EmbedStage(cfg.model, cfg.device, batch_rows=cfg.embed_batch_rows, chunking=cfg.chunking)
+    hashes = stage.cache_keys(texts)  # decides --chunking auto; a chunked text's key names the chunking
     cache = EmbeddingCache(cfg.cache_dir or default_cache_dir(), cfg.model)
     found = cache.lookup(hashes)
     missing = [i for i, h in enumerate(hashes) if h not in found]
@@ -128,7 +138,6 @@ def _embed(cfg: ScanConfig, samples: pa.Table, ex: LocalExecutor) -> tuple[np.nd
     todo: dict[str, int] = {}
     for i in missing:
         todo.setdefault(hashes[i], i)
-    stage = EmbedStage(cfg.model, cfg.device, batch_rows=cfg.embed_batch_rows)
     if todo:
         rows = list(todo.values())
         # length-sorted so each encode call sees similar lengths (the model sorts within a call too)
@@ -144,7 +153,8 @@ def _embed(cfg: ScanConfig, samples: pa.Table, ex: LocalExecutor) -> tuple[np.nd
     else:
         ex.record("embed", 0.0, 0)
     emb = np.stack([found[h] for h in hashes]).astype(np.float32)
-    return emb, {"model": cfg.model, "embedded": len(todo), "from_cache": len(hashes) - len(missing)}
+    return emb, {"model": cfg.model, "embedded": len(todo), "from_cache": len(hashes) - len(missing),
+                 "chunking": stage.chunk_info}
 
 
 def _detect(cfg: ScanConfig, ctx: ScanContext, ex: LocalExecutor,
@@ -158,7 +168,7 @@ def _detect(cfg: ScanConfig, ctx: ScanContext, ex: LocalExecutor,
             continue
         if isinstance(det, BatchDetector):
             parts = ex.map(det, [ctx.samples.select(["id", "text"])], total=ctx.n, desc=name)
-            table = pa.concat_tables(parts)
+            table = det.finish(pa.concat_tables(parts), ctx.samples.column("text").to_pylist())
             res = DetectorResult(name, table, det.summarize(table))
         else:
             res = ex.run_global(name, lambda d=det: d.detect(ctx), ctx.n)
@@ -195,11 +205,14 @@ def scan(cfg: ScanConfig, executor: LocalExecutor | None = None) -> ScanResult:
     ex = executor or make_executor(cfg)
     for name in cfg.detectors:
         detectors.get(name)  # unknown names fail before any work
+    check_device(cfg.device)
+    out = check_output(cfg.out, [cfg.corpus, cfg.reference])
     started = time.time()
-    staging = StagingRun(cfg.out)
+    staging = StagingRun(out)
     try:
         run = RunDir(staging.tmp)
-        samples, cols = _ingest(cfg, ex)
+        samples, cols, reader = _ingest(cfg, ex)
+        samples, group_cols = groups.resolve(samples, cfg.group_cols, reader.metadata, len(reader.files))
         if "embedding" in samples.column_names:
             emb = _normalized(samples)
             samples = samples.drop_columns(["embedding"])
@@ -207,7 +220,9 @@ def scan(cfg: ScanConfig, executor: LocalExecutor | None = None) -> ScanResult:
             ex.record("embed", 0.0, 0)
         else:
             emb, embed_info = _embed(cfg, samples, ex)
+        chunk_info = embed_info.pop("chunking", {"chunking": False})
         atomic_write_parquet(samples, run.samples)
+        atomic_write_parquet(groups.group_table(samples, group_cols), run.path / "tables" / "sample_groups.parquet")
         _write_embeddings(run, samples.column("id").combine_chunks(), emb, cfg.embedding_dtype)
         del emb
         approx = cfg.index if cfg.index != "auto" else ("ivf" if cfg.engine == "ray" else "hnsw")
@@ -231,6 +246,7 @@ def scan(cfg: ScanConfig, executor: LocalExecutor | None = None) -> ScanResult:
             "rows": samples.num_rows, "embedding": embed_info, "index": index.kind,
             "started": started, "seconds": time.time() - started, "timings": ex.timings, "summary": summary,
             "skipped": skipped,
+            "chunking": chunk_info, "files": [asdict(f) for f in reader.info], "metadata": reader.metadata, "group_cols": group_cols,
         })
         final = RunDir(staging.commit())
     except BaseException:

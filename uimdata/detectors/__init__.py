@@ -25,6 +25,7 @@ def get(issue: str) -> type[Detector]:
 
 # Import the built-in detectors so they register themselves (order = default run order).
 from uimdata.detectors import exact_duplicate, near_duplicate, corrupted  # noqa: E402,F401,I001
+from uimdata.detectors import low_quality  # noqa: E402,F401,I001
 from uimdata.detectors import label, outlier, long_tail, off_target  # noqa: E402,F401,I001
 
 __all__ = ["REGISTRY", "BatchDetector", "Detector", "DetectorResult", "get", "register"]

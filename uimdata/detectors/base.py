@@ -93,5 +93,11 @@ class BatchDetector(Detector, Stage):
 
     needs: ClassVar[tuple[str, ...]] = ("id", "text")
 
+    def finish(self, table: pa.Table, texts: list[str | None]) -> pa.Table:  # noqa: ARG002
+        """A corpus-level pass over the concatenated per-batch results (aligned with ``texts``, the
+        whole corpus): rules calibrated on the corpus itself (e.g. ``corrupted``'s truncation rule)
+        run here. Default: the table unchanged."""
+        return table
+
     def summarize(self, table: pa.Table) -> dict[str, Any]:  # noqa: ARG002
         return {}

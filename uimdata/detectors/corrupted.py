@@ -1,10 +1,13 @@
-"""Corrupted / low-quality text: Gopher- and C4-style quality rules, one row at a time.
+"""Corrupted text: text that cannot be read as intended, one row at a time (plus one corpus pass).
 
 Each row gets the rule that fired (``corrupted_rule``), a short human reason and a score in
 [0, 1] (lower = worse). Every rule turns its statistic into a sub-score through its threshold so
 that the threshold lands exactly on 0.5; the row's score is the minimum over the rules, so a row is
-flagged exactly when ``score < 0.5`` and the reason names the worst rule. The rules, cheapest
-first:
+flagged exactly when ``score < 0.5`` and the reason names the worst rule. Technical text is not
+noise: command-line synopses (``[--region=REGION]``), identifiers (``lib64ubsan1-i386-cross``),
+paths, version strings, code, tables and option lists are normal in documentation corpora. The
+Gopher / C4 low-quality heuristics (repetition ratios, word length, stop words, boilerplate phrases
+at low density) are the ``low_quality`` detector's. The rules, cheapest first:
 
 ``empty``
     null, empty or whitespace-only text.
@@ -13,23 +16,29 @@ first:
     confirmed by ``ftfy``), U+FFFD replacement characters and C0/C1 control characters other than
     tab, newline and carriage return.
 ``markup``
-    HTML/XML tags, HTML entities, script/style fragments, CSS and JavaScript code, wiki markup.
+    HTML/XML elements (a bare ``<label>`` only when ``</label>`` is there too: synopses use such
+    placeholders), HTML entities, comments / CDATA / doctype, wiki links and templates, BBCode; at
+    least ``min_markup_hits`` fragments. Code, CSS and templates such as ``{{.Name}}`` are not markup.
 ``boilerplate``
-    web boilerplate phrases (C4 style: "click here", "privacy policy", "all rights reserved",
-    "subscribe to our newsletter", ...); multi-word phrases only, never one common word alone.
+    page chrome around a fragment: navigation, share, cookie, policy and copyright phrases at more
+    than ``max_chrome_per_100_words`` per 100 actual words (one copyright line in a manual is 0.2).
 ``symbols``
     symbol / digit noise: few alphabetic characters, many words without any letter (numbers, hex
-    codes), unbroken runs of non-space characters, noise words (mixed symbols such as "#$%@!&*",
-    base64 / hex blobs), and on long texts a mean word length outside Gopher's [3, 10].
+    codes), unbroken runs of non-space characters that are not synopses or code, noise words (mixed
+    symbols with few letters such as "#$%@!&*", base64 / hex blobs; in longer texts only when they
+    hold 5 % of the characters, so a quoted digest is not noise).
 ``stub``
     too short to carry meaning: very few letters ("ok", "n/a", "???"), no word at all, a
     placeholder value ("null", "TODO", "[deleted]"), a bare URL or a one-word keyboard mash ("asdf").
     One real word ("goldfish") is kept by default (``min_words=1``): about 0.7 % of WordNet's
     clean glosses are a single word; ``min_words=2`` flags every one-word text.
 ``repetition``
-    repetition spam: letter runs ("aaaaaaaa"); a low unique-token ratio on short texts; on
-    long texts Gopher's n-gram rules (the top 2/3/4-gram and the repeated 5..10-grams covering too
-    many characters) and repeated lines.
+    token spam: letter runs ("aaaaaaaa"); few unique words on short texts; on texts of 30 words and
+    more, repeated 5-grams or repeated lines covering more than half of the text.
+``truncated``
+    calibrated on the corpus (:meth:`CorruptedDetector.finish`, after every batch): a text of a few
+    characters far shorter than the corpus's texts whose last word stops inside a word of the corpus
+    ("syste", "golan", "r-cra", "librec-d"), or any text of a few characters in a corpus of documents.
 
 Letters are Unicode letters (and combining marks), so German, Spanish, Cyrillic, Chinese or Hindi
 text is not symbol noise, and non-ASCII letters are never mojibake unless ``ftfy`` can repair them.
@@ -39,6 +48,7 @@ text costs milliseconds.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, fields, replace
@@ -56,7 +66,7 @@ from uimdata.errors import UimError
 ISSUE = "corrupted"
 RULE_COL = "corrupted_rule"
 #: the rules, in the order that breaks ties between equal scores
-RULES = ("empty", "mojibake", "markup", "boilerplate", "symbols", "stub", "repetition")
+RULES = ("empty", "mojibake", "markup", "boilerplate", "symbols", "stub", "repetition", "truncated")
 
 
 @dataclass(frozen=True)
@@ -72,14 +82,17 @@ class CorruptedThresholds:
     max_chars: int = 100_000
     #: mojibake: bad sequences (ftfy-repairable mojibake, U+FFFD, control characters) tolerated
     max_bad_chars: int = 0
-    #: markup: tags / entities / code / wiki fragments per 100 words
+    #: markup: HTML/XML tags, entities, wiki fragments per 100 words (code is not markup)
     max_markup_per_100_words: float = 0.5
-    #: boilerplate: phrase weight per 100 words (a strong phrase weighs 1, a weak one 0.5)
-    max_boilerplate_per_100_words: float = 0.5
+    #: markup: fewer fragments than this are never markup (an element has two tags)
+    min_markup_hits: int = 2
+    #: boilerplate (page chrome): phrase weight per 100 actual words (a strong phrase weighs 1, a weak
+    #: one 0.5); one phrase in 40 words. A copyright line in a 500-word manual is 0.2.
+    max_chrome_per_100_words: float = 2.5
     #: symbols: texts with fewer non-space characters are left to the ``stub`` rule
     symbols_min_chars: int = 5
-    #: symbols: alphabetic characters among non-space characters
-    min_alpha_frac: float = 0.4
+    #: symbols: alphabetic characters among non-space characters (a doctest full of numbers has 0.39)
+    min_alpha_frac: float = 0.25
     #: symbols: words without any letter (or hex-like: "0x5c", "e580"), for texts of at least 4 words
     max_nonalpha_word_frac: float = 0.7
     #: symbols: longest run of non-space characters (URLs and CJK/Thai text are exempt)
@@ -88,9 +101,9 @@ class CorruptedThresholds:
     #: "{^*$"!~") or an encoded blob (a base64 / hex piece of >= 20 characters that switches
     #: between digits, lower and upper case all the time)
     max_noise_tokens_per_100_words: float = 0.5
-    #: symbols: Gopher's mean word length range, applied to texts of at least ``long_min_words``
-    min_mean_word_len: float = 3.0
-    max_mean_word_len: float = 10.0
+    #: symbols: in texts of at least ``long_min_words`` words, noise tokens must also hold this share
+    #: of the non-space characters (an MD5 digest or a regular expression quoted in a manual is not)
+    min_noise_char_frac: float = 0.05
     #: stub: words that contain a letter (two CJK characters count as one word). One real word is
     #: kept (0.7 % of WordNet's clean glosses are one word: "goldfish"); set 2 to flag those too.
     min_words: int = 1
@@ -102,19 +115,29 @@ class CorruptedThresholds:
     #: repetition: characters in runs of >= 4 identical letters, for texts of >= 10 non-space
     #: characters ("aaaaaaaa", "hmmmmmmmm")
     max_char_run_frac: float = 0.5
-    #: repetition: texts with at least this many tokens use Gopher's n-gram rules, shorter ones
-    #: the unique-token ratio; also the length from which the mean word length is checked
-    long_min_words: int = 100
+    #: repetition: texts with at least this many tokens are token spam when repeated 5-grams or lines
+    #: cover most of them, shorter ones when few tokens are unique (a 60-word docstring with doctests
+    #: repeats its class name)
+    long_min_words: int = 30
     #: repetition (short texts): unique tokens / tokens, for texts of at least 4 tokens
     min_unique_ratio: float = 0.4
     #: repetition (short texts): unique / all content (non-stopword) tokens, when there are >= 6
     min_unique_content_ratio: float = 0.4
-    #: repetition (long texts): Gopher's character fraction covered by the most frequent 2/3/4-gram
-    max_top_ngram_frac: tuple[float, float, float] = (0.20, 0.18, 0.16)
-    #: repetition (long texts): Gopher's character fraction covered by duplicated 5..10-grams
-    max_dup_ngram_frac: tuple[float, ...] = (0.15, 0.14, 0.13, 0.12, 0.11, 0.10)
-    #: repetition (long texts): characters in duplicated lines (Gopher: 0.2), for >= 3 lines
-    max_dup_line_char_frac: float = 0.2
+    #: truncated (corpus-calibrated): texts of at most this many characters and 2 words whose last
+    #: word stops inside a word of the corpus ("syste" of "system", "librec-d" of "librec-dev")
+    truncated_max_chars: int = 16
+    #: truncated: ... and whose log length is this many robust standard deviations (median / 1.4826
+    #: MAD of the corpus's log lengths) below the corpus median
+    truncated_min_z: float = 2.0
+    #: truncated: a text of at most ``truncated_max_chars`` and shorter than this fraction of the
+    #: corpus's median length, in a corpus whose median row has at least ``truncated_long_median``
+    #: characters (documents, not titles or glosses), is cut whatever its last word
+    truncated_max_frac: float = 0.1
+    truncated_long_median: int = 100
+    #: repetition (long texts): token spam = the characters in repeated 5-grams or in repeated lines
+    #: cover more than this share of the text (Gopher's low-quality thresholds, 0.15 and 0.2, are
+    #: ``low_quality``'s business: a manual repeats its option names)
+    max_spam_frac: float = 0.5
 
 
 # ------------------------------------------------------------------------------------------------
@@ -173,24 +196,26 @@ _ENTITIES = ("amp|nbsp|lt|gt|quot|apos|mdash|ndash|hellip|copy|reg|trade|rsquo|l
              "[a-zA-Z]{1,2}(?:acute|grave|uml|circ|tilde|cedil|ring|slash|lig)")
 _MARKUP_RE = re.compile(
     "|".join((
-        rf"</?(?:{_TAGS})\s*/?>",                              # <p>, </div>, <br/>
-        rf"<(?:{_TAGS})\s[^<>]{{0,300}}?=[^<>]{{0,300}}>",     # <a href="...">
-        r"</?[a-zA-Z]\w*:[a-zA-Z][\w.-]*(?:\s[^<>]{0,300})?/?>",   # <xsl:value-of ...>, <w:p>
+        rf"</(?P<close>{_TAGS})\s*>",                            # </p>, </div>
+        r"<(?:br|hr)\s*/?>",                                     # <br>, <br/>, <hr>
+        rf"<(?P<open>{_TAGS})\s*/?>",                            # <p>: counted only when </p> is there too
+        rf"<(?:{_TAGS})\s[^<>]{{0,300}}?=[^<>]{{0,300}}>",       # <a href="...">
+        # </w:p>, <xsl:value-of select="..."/> (not <host:port> placeholders)
+        r"</[a-zA-Z]\w*:[a-zA-Z][\w.-]*\s*>|<[a-zA-Z]\w*:[a-zA-Z][\w.-]*\s[^<>]{0,300}=[^<>]{0,300}>",
         r"<!--|<!\[CDATA\[|<!doctype\b|<\?xml\b|<\?php\b",
         rf"&(?:{_ENTITIES}|#\d{{2,7}}|#[xX][0-9a-fA-F]{{2,6}});",  # &amp; &#8217; &#x2019;
-        r"\bfunction\s*[\w$]*\s*\([^()\n]{0,200}\)\s*\{",       # function f(x) {
-        r"\bvar\s+[A-Za-z_$][\w$]*\s*=",                         # var x =
-        r"\b(?:document|window)\.[a-zA-Z]\w*|\$\(\s*[\w'\"#.]",   # document.write, $(document)
-        r"=>\s*\{|\)[ \t]*\{[ \t\r]*$|^[ \t]*\}[ \t]*;?[ \t\r]*$",  # arrow fns, lines "... ) {" / "}"
-        r"\{\s*[a-zA-Z-]+\s*:\s*[^{};\n]{1,100};",             # CSS: { margin: 0;
-        r"\[\[[^\[\]\n]{1,200}\]\]|\{\{[^{}\n]{0,200}\}\}|\{\{|\}\}|\{\|",  # wiki links, templates
-        r"^[ \t]*={2,}[^=\n]{1,100}={2,}[ \t\r]*$|'''[^'\n]{1,100}'''",  # == Heading ==, '''bold'''
-        r"\[(?:url|img|quote|color|size)(?:=[^\]\n]{0,200})?\]|\[/(?:url|img|quote|b|i|u|color|size)\]",
+        # [[Wiki links]], [[link|text]] (not bash's "[[ -n $x ]]", C++'s [[noreturn]]), {{Templates}} / {{cite|...}} (not Go's {{.Name}})
+        r"\[\[(?-i:[A-Z])[^\[\]\n]{0,200}\]\]|\[\[[A-Za-z][^\[\]\n|]{0,100}[|:][^\[\]\n]{0,200}\]\]"
+        r"|\{\{(?-i:[A-Z])[^{}\n]{0,200}\}\}"
+        r"|\{\{[A-Za-z][^{}\n|]{0,100}\|[^{}\n]{0,200}\}\}",
+        r"^[ \t]*={2,}[^=\n]{0,50}[A-Za-z][^=\n]{0,50}={2,}[ \t\r]*$",  # == Heading == (not '''bold''': Python's triple quotes)
+        # BBCode, lowercase only ("[SIZE]" is a synopsis placeholder)
+        r"(?-i:\[(?:url|img|quote)(?:=[^\]\n]{0,200})?\]|\[/(?:url|img|quote|b|i|u|color|size)\])",
     )),
     re.IGNORECASE | re.MULTILINE,
 )
 # characters one of the markup patterns needs (a cheap pre-check before the regex)
-_MARKUP_HINT_RE = re.compile(r"[<&{}\[]|==|'''|function|var |document\.|window\.|\$\(")
+_MARKUP_HINT_RE = re.compile(r"[<&\[]|\{\{|==")
 
 _BOILERPLATE_STRONG = (
     r"click here", r"click to (?:read|view|see|download|continue|subscribe|learn|enlarge)",
@@ -208,6 +233,7 @@ _BOILERPLATE_STRONG = (
     r"leave a (?:comment|reply)", r"share (?:this|on) (?:facebook|twitter|post|article|page)",
     r"share this", r"follow us on", r"like us on facebook", r"copyright \u00a9", r"\u00a9 ?(?:19|20)\d\d",
     r"\(c\) (?:19|20)\d\d", r"copyright (?:19|20)\d\d", r"page not found", r"404 not found",
+    r"you are here:", r"leave a reply", r"comments \(0\)",
     r"related posts", r"recent posts", r"previous post", r"next post",
     r"reproduction without (?:explicit )?permission",
     r"view (?:this (?:email|message) )?in (?:your )?browser",
@@ -226,6 +252,24 @@ _BOILERPLATE_RE = re.compile(
     + "|".join(_BOILERPLATE_WEAK) + r"))(?!\w)"
 )
 
+
+
+def boilerplate_phrases(low: str) -> tuple[float, bool, list[str]]:
+    """``(weight, any_strong, distinct phrases)`` of the boilerplate phrases in a lowercased text; each
+    distinct phrase counts once (a strong phrase weighs 1, a weak one 0.5)."""
+    weight = 0.0
+    strong = False
+    phrases: list[str] = []
+    for m in _BOILERPLATE_RE.finditer(low):
+        phrase = " ".join(m.group(0).split())
+        if phrase not in phrases:
+            phrases.append(phrase)
+            is_strong = m.group("strong") is not None
+            strong |= is_strong
+            weight += 1.0 if is_strong else 0.5
+    return weight, strong, phrases
+
+
 # symbols that prose rarely stacks in one word (not . , ; : ' " ( ) which quoting and abbreviations do)
 _HARD_SYMBOLS = "!#$%&*+-/<=>?@[\\]^_`{|}~"
 _HARD_SYMBOL_RE = re.compile(r"[!#$%&*+\-/<=>?@\[\\\]^_`{|}~]")
@@ -237,8 +281,20 @@ _BLOB_PIECE_RE = re.compile(r"[A-Za-z0-9+/=_-]{20,}")
 # lower->upper and letter<->digit switches: base64 and hex digests switch all the time, CamelCase rarely
 _CLASS_SWITCH_RE = re.compile(r"[a-z](?=[A-Z])|[A-Za-z](?=[0-9])|[0-9](?=[A-Za-z])")
 _DIGIT_RE = re.compile(r"[0-9]")
+_ID_SEP_RE = re.compile(r"[-_.]")
+_HEX_PIECE_RE = re.compile(r"[0-9a-f]+|[0-9A-F]+")
 # a letter repeated 4+ times: "aaaaaaaa", "hmmmmm" (runs of "-" / "=" / "!" are symbol noise instead)
 _CHAR_RUN_RE = re.compile(r"([^\W\d_])\1{3,}")
+
+
+_LETTER_WORD_RE = re.compile(r"[A-Za-z]{3,}")
+
+
+def _is_code_run(run: str) -> bool:
+    """A long run that is a synopsis or code ("[--disk=[auto-delete=AUTO-DELETE],[boot=BOOT]..."):
+    mostly letters, made of several words. Encoded blobs are left to the blob test."""
+    words = _LETTER_WORD_RE.findall(run)
+    return len(words) >= 3 and sum(map(len, words)) >= 0.5 * len(run)
 
 
 def _is_url(token: str) -> bool:
@@ -287,6 +343,9 @@ def _is_gibberish(token: str) -> bool:
     return False
 
 
+_TRIM_RE = re.compile(r"^[\"'(\[{<]+|[\"'),;:!?.\]}>]+$")
+
+
 def _snip(s: str, n: int = 40) -> str:
     s = " ".join(s.split())
     return s if len(s) <= n else s[: n - 1] + "\u2026"
@@ -297,13 +356,14 @@ def _snip(s: str, n: int = 40) -> str:
 
 @register
 class CorruptedDetector(BatchDetector):
-    """Flag broken or low-quality text with Gopher/C4-style rules; see the module docstring."""
+    """Flag text that cannot be read as intended; see the module docstring."""
 
     issue: ClassVar[str] = ISSUE
     name: ClassVar[str] = ISSUE
     description: ClassVar[str] = (
-        "Broken or low-quality text - empty rows, mojibake, HTML/code markup, web boilerplate, "
-        "symbol noise, stubs and repetition spam - that wastes tokens and teaches the model junk."
+        "Broken text - empty rows, mojibake, HTML markup or page chrome around a fragment, symbol "
+        "noise and encoded blobs, stubs, truncation and token spam - that wastes tokens and teaches "
+        "the model junk."
     )
     extra_columns: ClassVar[dict[str, pa.DataType]] = {RULE_COL: pa.string()}
     adds: ClassVar[tuple[str, ...]] = (is_col(ISSUE), score_col(ISSUE), reason_col(ISSUE), RULE_COL)
@@ -322,10 +382,6 @@ class CorruptedDetector(BatchDetector):
             raise UimError(f"bad thresholds for detector '{ISSUE}'",
                            expected="max_chars >= 1 and max_run_chars >= 1",
                            got=f"max_chars={t.max_chars}, max_run_chars={t.max_run_chars}")
-        if len(t.max_top_ngram_frac) != 3 or len(t.max_dup_ngram_frac) != 6:
-            raise UimError(f"bad thresholds for detector '{ISSUE}'",
-                           expected="3 top-n-gram fractions (n=2..4) and 6 duplicate ones (n=5..10)",
-                           got=f"{len(t.max_top_ngram_frac)} and {len(t.max_dup_ngram_frac)}")
         # a non-space run longer than the threshold that is not CJK/Thai text
         self._long_run_re = re.compile(rf"[^\s{_NOSPACE_SCRIPTS}]{{{t.max_run_chars + 1},}}")
 
@@ -353,6 +409,76 @@ class CorruptedDetector(BatchDetector):
         flagged = scores < 0.5
         return result_table(ISSUE, ids, flagged, scores, reasons,
                             extras={RULE_COL: pa.array(rules, pa.string())})
+
+    def finish(self, table: pa.Table, texts: list[str | None]) -> pa.Table:
+        """The ``truncated`` rule, calibrated on the corpus: see :meth:`truncated`."""
+        if table.num_rows != len(texts) or not len(texts):
+            return table
+        flagged = table.column(is_col(ISSUE)).to_numpy(zero_copy_only=False)
+        hits = self.truncated(texts, flagged)
+        if not hits:
+            return table
+        score = table.column(score_col(ISSUE)).to_numpy(zero_copy_only=False).copy()
+        reasons = table.column(reason_col(ISSUE)).to_pylist()
+        rules = table.column(RULE_COL).to_pylist()
+        flagged = flagged.copy()
+        for i, reason in hits.items():
+            flagged[i], score[i], reasons[i], rules[i] = True, min(score[i], 0.3), reason, "truncated"
+        return result_table(ISSUE, table.column("id"), flagged, score, reasons,
+                            extras={RULE_COL: pa.array(rules, pa.string())})
+
+    def truncated(self, texts: list[str | None], flagged: np.ndarray | None = None) -> dict[int, str]:
+        """Rows cut to a few characters, found against the corpus itself: ``{row: reason}``.
+
+        A row is truncated when it is far shorter than the corpus's rows (its log length at least
+        ``truncated_min_z`` robust standard deviations below the median), has at most
+        ``truncated_max_chars`` characters and 2 words, and its last word stops inside a word: it is a
+        proper prefix of a word that two or more rows of the corpus use, and no other row uses it as a
+        word ("syste", "golan", "r-cra", "librec-d"). In a corpus of long documents (median >=
+        ``truncated_long_median`` characters) a row under ``truncated_max_frac`` of the median length is
+        truncated whatever its last word. Corpora under 50 rows are not judged.
+        """
+        t = self.t
+        n = len(texts)
+        lens = np.array([len(x.strip()) if x else 0 for x in texts], dtype=np.float64)
+        ok = lens > 0
+        if ok.sum() < 50:
+            return {}
+        logl = np.log(lens[ok])
+        med = float(np.median(logl))
+        mad = 1.4826 * float(np.median(np.abs(logl - med))) or 1e-9
+        median_len = float(np.exp(med))
+        z = np.zeros(n)
+        z[ok] = (logl - med) / mad
+        done = np.zeros(n, bool) if flagged is None else np.asarray(flagged, bool)
+        cand = [i for i in np.flatnonzero(ok & ~done & (z <= -t.truncated_min_z))
+                if lens[i] <= t.truncated_max_chars and len(texts[i].split()) <= 2]
+        out: dict[int, str] = {}
+        if median_len >= t.truncated_long_median:
+            short = ok & ~done & (lens < t.truncated_max_frac * median_len) & (lens <= t.truncated_max_chars)
+            for i in np.flatnonzero(short):
+                out[int(i)] = (f"truncated: {int(lens[i])} character(s) {_snip(texts[i], 20)!r} where the "
+                               f"corpus's median row has {median_len:,.0f}")
+        cand = [i for i in cand if i not in out]
+        if not cand:
+            return out
+        last = {i: _TRIM_RE.sub("", texts[i].split()[-1].lower()) for i in cand}
+        wanted = {w for w in last.values() if w}
+        # document frequency of the corpus's words (first 2,000 characters of each row)
+        df: Counter[str] = Counter()
+        for x in texts:
+            if x:
+                df.update({_TRIM_RE.sub("", w.lower()) for w in x[:2000].split()})
+        vocab = sorted(df)
+        for i in cand:
+            w = last[i]
+            if w not in wanted or df.get(w, 0) > 1:  # a word of the corpus (this row is one use)
+                continue
+            j = bisect.bisect_right(vocab, w)
+            if j < len(vocab) and vocab[j].startswith(w) and len(vocab[j]) > len(w):
+                out[int(i)] = (f"truncated: {_snip(texts[i], 20)!r} ({int(lens[i])} characters; the corpus's "
+                               f"median row has {median_len:,.0f}) stops inside a word ({vocab[j]!r}...)")
+        return out
 
     def summarize(self, table: pa.Table) -> dict[str, Any]:
         """Rows, flagged rows and the count per rule (``n_<rule>``, every rule present)."""
@@ -442,34 +568,36 @@ class CorruptedDetector(BatchDetector):
     def _markup(self, s: str, low: str, n_tok: int) -> tuple[float, str | None]:
         if _MARKUP_HINT_RE.search(low) is None:
             return 1.0, None
-        hits = _MARKUP_RE.findall(s)
-        if not hits:
+        hits: list[str] = []
+        for m in _MARKUP_RE.finditer(s):
+            tag = m.group("open")
+            # a bare <label>, <title>, <option> is a placeholder in a synopsis unless it is closed too
+            if tag is not None and f"</{tag.lower()}" not in low:
+                continue
+            hits.append(m.group(0))
+        if len(hits) < self.t.min_markup_hits:  # one "&gt;" in a docstring about entities is not markup
             return 1.0, None
         density = len(hits) * 100.0 / max(100, n_tok)
         score = _above(density, self.t.max_markup_per_100_words)
         if score >= 0.5:
             return score, None
-        m = _MARKUP_RE.search(s)
-        example = _snip(m.group(0) if m else hits[0], 30)
-        return score, f"markup: {len(hits)} HTML/code/wiki fragment(s), e.g. {example!r}"
+        return score, f"markup: {len(hits)} HTML/XML/wiki fragment(s), e.g. {_snip(hits[0], 30)!r}"
 
     def _boilerplate(self, low: str, n_tok: int) -> tuple[float, str | None]:
-        # each distinct phrase counts once: a repeated "buy now" is repetition, not a web footer
-        weight = 0.0
-        phrases: list[str] = []
-        for m in _BOILERPLATE_RE.finditer(low):
-            phrase = " ".join(m.group(0).lower().split())
-            if phrase not in phrases:
-                phrases.append(phrase)
-                weight += 1.0 if m.group("strong") else 0.5
+        """Page chrome: navigation / cookie / share / copyright lines that make up much of the text
+        (a page's frame around a fragment of content). The density is per actual word, so one
+        copyright line in a long document is not chrome (``low_quality`` judges lighter doses)."""
+        weight, strong, phrases = boilerplate_phrases(low)
         if not weight:
             return 1.0, None
-        density = weight * 100.0 / max(100, n_tok)
-        score = _above(density, self.t.max_boilerplate_per_100_words)
+        density = weight * 100.0 / max(1, n_tok)
+        score = _above(density, self.t.max_chrome_per_100_words)
+        if not strong and weight < 1.5:  # two weak phrases ("log in", "sign up") are a login tool's text
+            score = max(score, 0.5)
         if score >= 0.5:
             return score, None
         shown = ", ".join(repr(p) for p in phrases[:3])
-        return score, f"boilerplate: web boilerplate phrase(s) {shown}"
+        return score, f"boilerplate: page chrome {shown} is {density:.0f} phrase(s) per 100 words"
 
     def _symbols(self, s: str, tokens: list[str], nonspace: int, letters: int, alpha_tokens: int,
                  cjk: int) -> tuple[float, str | None]:
@@ -489,21 +617,16 @@ class CorruptedDetector(BatchDetector):
         if nonspace > t.max_run_chars:
             for m in self._long_run_re.finditer(s):
                 g = m.group(0)
-                if len(g) > longest and not _is_url(g):
+                if len(g) > longest and not _is_url(g) and not _is_code_run(g):
                     longest, run = len(g), g
             if longest:
                 cands.append((_above(longest, t.max_run_chars), 2))
         noise = self._noise_tokens(s, tokens)
+        if noise and n_tok >= t.long_min_words and sum(map(len, noise)) < t.min_noise_char_frac * nonspace:
+            noise = []  # a digest or a regex quoted in a document, not a document made of noise
         if noise:
             density = len(noise) * 100.0 / max(100, n_tok)
             cands.append((_above(density, t.max_noise_tokens_per_100_words), 3))
-        mean_len = 0.0
-        if n_tok >= t.long_min_words and not cjk:
-            mean_len = nonspace / n_tok
-            if mean_len < t.min_mean_word_len:
-                cands.append((_below(mean_len, t.min_mean_word_len), 4))
-            else:
-                cands.append((_above(mean_len, t.max_mean_word_len), 4))
         score, which = min(cands)
         if score >= 0.5:
             return score, None
@@ -513,11 +636,8 @@ class CorruptedDetector(BatchDetector):
             return score, f"symbols: {nonalpha_frac:.0%} of words are numbers, codes or symbols"
         if which == 2:
             return score, f"symbols: unbroken {longest}-character run {_snip(run, 24)!r} (encoded blob?)"
-        if which == 3:
-            return score, (f"symbols: {len(noise)} noise token(s) (symbol runs / encoded blobs), "
-                           f"e.g. {_snip(noise[0], 24)!r}")
-        return score, (f"symbols: mean word length {mean_len:.1f} outside "
-                       f"[{t.min_mean_word_len:g}, {t.max_mean_word_len:g}]")
+        return score, (f"symbols: {len(noise)} noise token(s) (symbol runs / encoded blobs), "
+                       f"e.g. {_snip(noise[0], 24)!r}")
 
     @staticmethod
     def _noise_tokens(s: str, tokens: list[str]) -> list[str]:
@@ -527,14 +647,23 @@ class CorruptedDetector(BatchDetector):
             for tok in tokens:
                 if len(tok) >= 5:
                     hard = [c for c in tok if c in _HARD_SYMBOLS]
-                    if len(hard) >= 5 and len(set(hard)) >= 4 and not _is_url(tok):
+                    # "[--children-max=]", "$iter->append_boolean(" are code: a word in the symbols
+                    if (len(hard) >= 5 and len(set(hard)) >= 4 and not _is_url(tok)
+                            and len(_LETTER_RE.findall(tok)) < 0.3 * len(tok)):
                         noise.append(tok)
         for m in _LONG_TOKEN_RE.finditer(s):
             tok = m.group(0)
             if _is_url(tok) or tok in noise:
                 continue
             for piece in _BLOB_PIECE_RE.findall(tok):
-                if (len(_DIGIT_RE.findall(piece)) >= 2
+                # identifiers ("lib64ubsan1-i386-cross") are short parts between separators; a long
+                # all-lowercase one ("libqt6quick3druntimerender6") is a name unless it is all hex
+                piece = max(_ID_SEP_RE.split(piece), key=len)
+                if len(piece) < 16 or len(_DIGIT_RE.findall(piece)) < 2:
+                    continue
+                hexlike = _HEX_PIECE_RE.fullmatch(piece) is not None and not piece.isdigit()
+                mixed = piece.lower() != piece and piece.upper() != piece
+                if ((hexlike or mixed)
                         and len(_CLASS_SWITCH_RE.findall(piece)) >= max(4, len(piece) // 6)):
                     noise.append(tok)
                     break
@@ -573,7 +702,9 @@ class CorruptedDetector(BatchDetector):
             return 1.0, None
         if len(tokens) >= t.long_min_words:
             return self._repetition_long(s, tokens)
-        words = _WORD_RE.findall(low)
+        # whitespace words without their punctuation: code ("read_long4(io.BytesIO(b'\\x02\\x00'))") is
+        # one word per token, not a spam of "x00"
+        words = [w for w in (_TRIM_RE.sub("", w) for w in low.split()) if w]
         n = len(words)
         if n < 4:
             return 1.0, None
@@ -596,69 +727,79 @@ class CorruptedDetector(BatchDetector):
                        f"({top!r} x{k})")
 
     def _repetition_long(self, s: str, words: list[str]) -> tuple[float, str | None]:
-        """Gopher's repetition rules over whitespace words (as in datatrove's GopherRepetitionFilter).
-
-        The top 2/3/4-gram counts all its occurrences; duplicated 5..10-grams and duplicated lines
-        count only the repeats (not the first occurrence), without double-counting overlaps.
-        """
-        t = self.t
-        vocab: dict[str, int] = {}
-        ids = np.fromiter((vocab.setdefault(w, len(vocab)) for w in words), dtype=np.uint64,
-                          count=len(words))
-        lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-        total = float(lens.sum())
-        n = len(words)
-        worst, detail = 0.0, ""
-        csum = np.concatenate(([0], np.cumsum(lens)))
-        h = np.zeros(n, dtype=np.uint64)
-        mult = np.uint64(0x9E3779B97F4A7C15)
-        for k in range(1, 11):
-            m = n - k + 1
-            if m < 2:
-                break
-            # polynomial hash of the k-gram starting at each position (wraps mod 2**64)
-            h = h[:m] * mult + ids[k - 1:k - 1 + m] + np.uint64(1)
-            if k < 2:
-                continue
-            _, first, inv, cnt = np.unique(h, return_index=True, return_inverse=True,
-                                           return_counts=True)
-            inv = inv.reshape(-1)
-            if k <= 4:
-                top = int(cnt.argmax())
-                if cnt[top] < 2:
-                    continue
-                pos = int(first[top])
-                frac = min(1.0, cnt[top] * float(csum[pos + k] - csum[pos]) / total)
-                ratio = frac / t.max_top_ngram_frac[k - 2]
-                if ratio > worst:
-                    gram = " ".join(words[pos:pos + k])
-                    worst, detail = ratio, f"{_snip(gram, 30)!r} x{int(cnt[top])} covers {frac:.0%} of text"
-            else:
-                # repeats: occurrences of a k-gram after its first one
-                rep = np.flatnonzero(first[inv] != np.arange(m))
-                if not len(rep):
-                    break  # no k-gram repeats, so no longer one does either
-                delta = np.bincount(rep, minlength=n + 1) - np.bincount(rep + k, minlength=n + 1)
-                covered = np.cumsum(delta)[:n] > 0
-                frac = float(lens[covered].sum()) / total
-                ratio = frac / t.max_dup_ngram_frac[k - 5]
-                if ratio > worst:
-                    worst, detail = ratio, f"repeated {k}-grams cover {frac:.0%} of text"
-        lines = [ln.strip() for ln in s.splitlines()]
-        lines = [ln for ln in lines if ln]
-        if len(lines) >= 3 and t.max_dup_line_char_frac > 0:
-            seen: set[str] = set()
-            dup_chars = 0
-            for ln in lines:
-                if ln in seen:
-                    dup_chars += len(ln)
-                else:
-                    seen.add(ln)
-            frac = dup_chars / max(1, sum(map(len, lines)))
-            ratio = frac / t.max_dup_line_char_frac
-            if ratio > worst:
-                worst, detail = ratio, f"repeated lines cover {frac:.0%} of text"
-        score = _above(worst, 1.0)
+        """Token spam in a long text: most of it is repeated 5-grams or repeated lines."""
+        st = repetition_stats(s, words, top=False, max_n=5)
+        frac, what = max((st.dup_ngram_frac[0], "repeated 5-grams"), (st.dup_line_char_frac, "repeated lines"))
+        score = _above(frac, self.t.max_spam_frac)
         if score >= 0.5:
             return score, None
-        return score, f"repetition: {detail}"
+        return score, f"repetition: {what} cover {frac:.0%} of the text"
+
+
+@dataclass
+class RepetitionStats:
+    """Gopher's repetition statistics of one text (Rae et al. 2021, table A1)."""
+
+    #: character fraction covered by the most frequent 2-, 3-, 4-gram (all its occurrences)
+    top_ngram_frac: list[float]
+    #: the most frequent 2-, 3-, 4-gram and its count
+    top_ngram: list[tuple[str, int]]
+    #: character fraction covered by the repeats of duplicated 5..10-grams (fewer when ``max_n`` < 10)
+    dup_ngram_frac: list[float]
+    #: characters in duplicated lines / all line characters (0 below 3 lines)
+    dup_line_char_frac: float
+    #: duplicated lines / lines
+    dup_line_frac: float
+
+
+def repetition_stats(s: str, words: list[str], top: bool = True, max_n: int = 10) -> RepetitionStats:
+    """Gopher's repetition statistics over whitespace words (as in datatrove's
+    GopherRepetitionFilter): the top 2/3/4-gram counts all its occurrences; duplicated 5..10-grams
+    and duplicated lines count only the repeats (not the first occurrence), without double-counting
+    overlaps. Linear in the number of words (hashing and sorting per n)."""
+    vocab: dict[str, int] = {}
+    ids = np.fromiter((vocab.setdefault(w, len(vocab)) for w in words), dtype=np.uint64, count=len(words))
+    lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    total = float(max(1, lens.sum()))
+    n = len(words)
+    top_frac, top_gram = [0.0, 0.0, 0.0], [("", 0)] * 3
+    dup = [0.0] * (max_n - 4)
+    csum = np.concatenate(([0], np.cumsum(lens)))
+    h = np.zeros(n, dtype=np.uint64)
+    mult = np.uint64(0x9E3779B97F4A7C15)
+    for k in range(1, max_n + 1):
+        m = n - k + 1
+        if m < 2:
+            break
+        # polynomial hash of the k-gram starting at each position (wraps mod 2**64)
+        h = h[:m] * mult + ids[k - 1:k - 1 + m] + np.uint64(1)
+        if k < 2 or (k <= 4 and not top):
+            continue
+        _, first, inv, cnt = np.unique(h, return_index=True, return_inverse=True, return_counts=True)
+        inv = inv.reshape(-1)
+        if k <= 4:
+            j = int(cnt.argmax())
+            if cnt[j] >= 2:
+                pos = int(first[j])
+                top_frac[k - 2] = min(1.0, cnt[j] * float(csum[pos + k] - csum[pos]) / total)
+                top_gram[k - 2] = (" ".join(words[pos:pos + k]), int(cnt[j]))
+        else:
+            rep = np.flatnonzero(first[inv] != np.arange(m))
+            if not len(rep):
+                break  # no k-gram repeats, so no longer one does either
+            delta = np.bincount(rep, minlength=n + 1) - np.bincount(rep + k, minlength=n + 1)
+            covered = np.cumsum(delta)[:n] > 0
+            dup[k - 5] = float(lens[covered].sum()) / total
+    lines = [ln.strip() for ln in s.splitlines()]
+    lines = [ln for ln in lines if ln]
+    dup_chars = dup_lines = 0
+    if len(lines) >= 3:
+        seen: set[str] = set()
+        for ln in lines:
+            if ln in seen:
+                dup_chars += len(ln)
+                dup_lines += 1
+            else:
+                seen.add(ln)
+    return RepetitionStats(top_frac, top_gram, dup, dup_chars / max(1, sum(map(len, lines))),
+                           dup_lines / max(1, len(lines)))

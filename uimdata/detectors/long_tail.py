@@ -129,7 +129,7 @@ def _cluster_table(assign: np.ndarray, sizes: np.ndarray, density: np.ndarray, l
     agg = df.group_by("cluster_id").agg(
         pl.len().alias("size"),
         pl.col("density").mean().alias("density"),
-        pl.col("label").drop_nulls().mode().first().alias("top_label"),
+        pl.col("label").drop_nulls().mode().sort().first().alias("top_label"),  # ties: the first by name
     )
     top_share = df.join(agg.select("cluster_id", "top_label"), on="cluster_id").group_by("cluster_id").agg(
         (pl.col("label") == pl.col("top_label")).mean().alias("top_label_share"))

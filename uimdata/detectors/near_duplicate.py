@@ -44,6 +44,34 @@ def _crc32(b: bytes) -> int:
     return zlib.crc32(b)
 
 
+_MERSENNE = np.uint64((1 << 61) - 1)
+_MAX_HASH = np.uint64((1 << 32) - 1)
+_POW = np.array([0x100000001B3 ** k % (1 << 64) for k in range(SHINGLE)], dtype=np.uint64)
+
+
+def _shingle_hashes(t: str) -> np.ndarray:
+    """32-bit hashes of the distinct character 5-grams of ``t`` (a text shorter than 5 characters is
+    one shingle)."""
+    cp = np.frombuffer(t.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+    if len(cp) == 0:
+        cp = np.zeros(1, np.uint64)
+    m = max(1, len(cp) - SHINGLE + 1)
+    h = np.zeros(m, np.uint64)
+    for k in range(min(SHINGLE, len(cp))):
+        h += (cp[k:k + m] + np.uint64(1)) * _POW[k]  # wraps mod 2**64
+    h ^= h >> np.uint64(29)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(32)
+    return np.unique(h & _MAX_HASH)
+
+
+def _signature(t: str, perm_a: np.ndarray, perm_b: np.ndarray) -> np.ndarray:
+    """MinHash signature as datasketch computes it from hash values: min over shingles of
+    ((a * h + b) mod (2**61 - 1)) & (2**32 - 1), per permutation."""
+    hv = _shingle_hashes(t)[None, :]
+    return (((perm_a * hv + perm_b) % _MERSENNE) & _MAX_HASH).min(axis=1)
+
+
 def minhash_pairs(norm: list[str], rows: np.ndarray, threshold: float, num_perm: int,
                   chunk: int = 4096, max_bucket: int = 50) -> set[tuple[int, int]]:
     """Candidate pairs (row_a < row_b) whose shingle sets have estimated Jaccard >= threshold.
@@ -58,21 +86,18 @@ def minhash_pairs(norm: list[str], rows: np.ndarray, threshold: float, num_perm:
     from datasketch.lsh import _optimal_param
 
     b, r = _optimal_param(threshold, num_perm, 0.5, 0.5)
-    sig = None
-    for start in range(0, len(rows), chunk):
-        part = rows[start:start + chunk]
-        sets = []
-        for row in part:
-            t = norm[row][:MAX_SHINGLE_CHARS]
-            sets.append({t[i:i + SHINGLE].encode("utf-8", "surrogatepass")
-                         for i in range(max(1, len(t) - SHINGLE + 1))})
-        for j, m in enumerate(MinHash.bulk(sets, num_perm=num_perm, hashfunc=_crc32, seed=1)):
-            if sig is None:
-                sig = np.empty((len(rows), num_perm), m.hashvalues.dtype)
-            sig[start + j] = m.hashvalues
     pairs: set[tuple[int, int]] = set()
-    if sig is None:
+    if not len(rows):
         return pairs
+    # datasketch's permutations (seed 1), applied in numpy to each text's shingle hashes: the shingles
+    # are hashed vectorised (a polynomial over the code points of each 5-gram), so the cost per
+    # character is a few numpy operations rather than a Python call per shingle (flat and small on
+    # long documents: docs/benchmarks.md#multi-domain-benchmark)
+    perm_a, perm_b = MinHash(num_perm=num_perm, seed=1).permutations
+    perm_a, perm_b = perm_a[:, None], perm_b[:, None]
+    sig = np.empty((len(rows), num_perm), np.uint64)
+    for k, row in enumerate(rows):
+        sig[k] = _signature(norm[row][:MAX_SHINGLE_CHARS], perm_a, perm_b)
     rows = np.asarray(rows)
     for band in range(b):
         keys = np.ascontiguousarray(sig[:, band * r:(band + 1) * r]).view(f"V{r * sig.itemsize}").ravel()
@@ -89,7 +114,17 @@ def minhash_pairs(norm: list[str], rows: np.ndarray, threshold: float, num_perm:
                 for j in range(min(i, max_bucket)):
                     a, c = int(ids[j]), int(ids[i])
                     pairs.add((a, c) if a < c else (c, a))
-    return pairs
+    if not pairs:
+        return pairs
+    # MinHash estimate first: a bucket shares one band, not the whole signature; keep the pairs whose
+    # estimated Jaccard (share of equal signature values) is within 0.15 of the threshold
+    pos = {int(row): k for k, row in enumerate(rows)}
+    arr = np.array(sorted(pairs), dtype=np.int64)
+    ia = np.array([pos[a] for a in arr[:, 0]])
+    ib = np.array([pos[c] for c in arr[:, 1]])
+    est = np.concatenate([(sig[ia[s:s + 65536]] == sig[ib[s:s + 65536]]).mean(axis=1)
+                          for s in range(0, len(ia), 65536)])
+    return {(int(a), int(c)) for a, c in arr[est >= threshold - 0.15]}
 
 
 _TOKEN = re.compile(r"\w+")
@@ -211,9 +246,17 @@ class NearDuplicateDetector(Detector):
             cos = cos_of.get((x, y))
             if cos is None:
                 cos = float(emb[x] @ emb[y])
-            lex = Indel.normalized_similarity(norm[x], norm[y])
-            if lex < self.lexical and cos < semantic_cos:
-                continue
+            if cos < semantic_cos:
+                # bounded work per pair: the length ratio caps the similarity (2 min / (la + lb)),
+                # and the Indel computation stops as soon as it cannot reach ``lexical``
+                la, lb = len(norm[x]), len(norm[y])
+                if 2 * min(la, lb) < self.lexical * (la + lb):
+                    continue
+                lex = Indel.normalized_similarity(norm[x], norm[y], score_cutoff=self.lexical)
+                if lex < self.lexical:
+                    continue
+            else:
+                lex = Indel.normalized_similarity(norm[x], norm[y])
             edits = content_edits(norm[x], norm[y])
             # typos, punctuation and stopwords only: a copy whatever the embedding says
             allowed = -1 if cos < copy_cos else self.max_content_edits + (1 if cos >= close_cos else 0)
@@ -230,10 +273,11 @@ class NearDuplicateDetector(Detector):
             acc_sim.append(max(lex, cos))
             acc_why.append(why)
 
-        # clusters over accepted pairs plus exact copies (row -> its representative)
+        # clusters over accepted pairs plus exact copies (row -> its representative); empty and
+        # whitespace-only texts belong to no cluster (they are `corrupted`, not copies of each other)
         rows_all = np.arange(n)
         src = np.concatenate([np.asarray(acc_a, np.int64), rows_all])
-        dst = np.concatenate([np.asarray(acc_b, np.int64), rep])
+        dst = np.concatenate([np.asarray(acc_b, np.int64), np.where(nonempty, rep, rows_all)])
         adj = coo_matrix((np.ones(len(src), np.int8), (src, dst)), shape=(n, n))
         _, comp = connected_components(adj, directed=False)
         sizes = np.bincount(comp)

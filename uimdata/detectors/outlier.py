@@ -26,7 +26,7 @@ the thresholds are: language z > 4; cluster z > 3.5 with row z > 2; genre z > 5;
 another ``z_threshold`` moves them all by the same amount). The largest is the row's z: it is
 flagged when that exceeds ``z_threshold``,
 ``outlier_score`` = 2 (1 - Phi(z)) (lower = worse) and ``outlier_signal`` names the signal.
-Measured in ``make bench`` against cleanlab Datalab.
+Measured in ``make bench`` against cleanlab Datalab (docs/benchmarks.md).
 """
 
 from __future__ import annotations

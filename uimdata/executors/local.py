@@ -6,6 +6,7 @@ import resource
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 import pyarrow as pa
@@ -23,6 +24,20 @@ from rich.text import Text
 from uimdata.stages.base import Stage, local_map
 
 T = TypeVar("T")
+
+#: whether an executor created without an explicit ``progress`` shows bars (``progress_bars(False)``
+#: turns them off for everything it runs, e.g. the embedding of a downstream set in ``uim link``)
+SHOW_PROGRESS: ContextVar[bool] = ContextVar("uimdata_show_progress", default=True)
+
+
+@contextmanager
+def progress_bars(enabled: bool) -> Iterator[None]:
+    """Show (or hide) the progress bars of every executor created inside the block."""
+    token = SHOW_PROGRESS.set(enabled)
+    try:
+        yield
+    finally:
+        SHOW_PROGRESS.reset(token)
 
 
 def peak_rss_mb() -> float:
@@ -46,9 +61,9 @@ class RateColumn(ProgressColumn):
 class LocalExecutor:
     """Run stages in this process. ``timings`` collects seconds and rows per stage."""
 
-    def __init__(self, progress: bool = True, console: Console | None = None) -> None:
+    def __init__(self, progress: bool | None = None, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
-        self.show = progress
+        self.show = SHOW_PROGRESS.get() if progress is None else progress
         self.timings: dict[str, dict[str, float]] = {}
 
     @contextmanager

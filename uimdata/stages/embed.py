@@ -28,6 +28,20 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 #: texts are cut to this many characters before tokenisation (the model sees <= 256 tokens anyway)
 MAX_CHARS = 8192
 
+# --- long documents (--chunking): see docs/corpora.md -------------------------------------------
+#: tokens two consecutive windows share
+CHUNK_OVERLAP = 32
+#: at most this many windows per document (evenly spaced over it when it has more)
+CHUNK_MAX_WINDOWS = 16
+#: a chunked document is read up to this many characters (the detectors' limit too)
+CHUNK_MAX_CHARS = 100_000
+#: tokens kept free below the model's maximum: a window's text re-tokenised may differ by a token or two
+_WINDOW_MARGIN = 4
+#: --chunking auto turns chunking on when more than this share of the rows is longer than the window
+AUTO_SHARE = 0.02
+#: ... as estimated on this many of the rows longer than the window in characters
+AUTO_SAMPLE = 2000
+
 
 def resolve_model(name: str) -> str:
     """Map the default model name onto the packaged copy; anything else is the user's choice."""
@@ -71,13 +85,18 @@ class EmbedStage(Stage):
     batch_size: ClassVar[int] = 2048
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", encode_batch_size: int = 64,
-                 batch_rows: int | None = None) -> None:
+                 batch_rows: int | None = None, chunking: str | bool = False) -> None:
         if batch_rows:
             self.batch_size = batch_rows  # rows per process() call = per cache shard
         self.model_name = model
         self.device = device
         self.encode_batch_size = encode_batch_size
         self.model = None
+        #: "auto" until :meth:`cache_keys` decides; True = texts longer than the window are chunked
+        self.chunking: str | bool = {"none": False, "on": True}.get(chunking, chunking) \
+            if isinstance(chunking, str) else chunking
+        self.chunk_info: dict = {}
+        self._tok = None
 
     @property
     def resources(self) -> Resources:  # type: ignore[override]
@@ -105,10 +124,140 @@ class EmbedStage(Stage):
 
     def encode(self, texts: list[str]) -> np.ndarray:
         self.setup()
+        if self.chunking is True:
+            return self._encode_chunked(texts)
         clipped = [t[:MAX_CHARS] for t in texts]
         emb = self.model.encode(clipped, batch_size=self.encode_batch_size, normalize_embeddings=True,
                                 convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(emb, dtype=np.float32)
+
+    # --- long documents ----------------------------------------------------------------------------
+    @property
+    def window(self) -> int:
+        """Tokens of text per window: the model's maximum length less its special tokens and a margin.
+        Read from the model directory's ``sentence_bert_config.json`` when it has one (no model load)."""
+        if self.model is None:
+            import json
+
+            cfg = Path(resolve_model(self.model_name)) / "sentence_bert_config.json"
+            try:
+                max_len = int(json.loads(cfg.read_text())["max_seq_length"])
+            except (OSError, ValueError, KeyError, TypeError):
+                max_len = None
+            if max_len:
+                return max(8, max_len - 2 - _WINDOW_MARGIN)
+        self.setup()
+        return max(8, int(self.model.max_seq_length) - 2 - _WINDOW_MARGIN)
+
+    def _tokenizer(self):  # noqa: ANN202 - tokenizers.Tokenizer, or None for a slow tokenizer
+        if self._tok is None:
+            self.setup()
+            backend = getattr(self.model.tokenizer, "backend_tokenizer", None)
+            if backend is not None:
+                from tokenizers import Tokenizer
+
+                tok = Tokenizer.from_str(backend.to_str())  # a copy: no truncation, no padding
+                tok.no_truncation()
+                tok.no_padding()
+                self._tok = tok
+            else:
+                self._tok = False
+        return self._tok or None
+
+    def spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        """Character spans of each text's tokens (no special tokens)."""
+        tok = self._tokenizer()
+        if tok is not None:
+            return [[sp for sp in e.offsets if sp[1] > sp[0]]
+                    for e in tok.encode_batch(texts, add_special_tokens=False)]
+        enc = self.model.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [[tuple(sp) for sp in offs if sp[1] > sp[0]] for offs in enc["offset_mapping"]]
+
+    def long_mask(self, texts: list[str]) -> np.ndarray:
+        """Which texts have more tokens than one window (only texts longer than the window in characters
+        can: a word piece covers at least one character)."""
+        w = self.window
+        out = np.zeros(len(texts), bool)
+        idx = [i for i, t in enumerate(texts) if len(t) > w]
+        for start in range(0, len(idx), 256):
+            part = idx[start:start + 256]
+            for i, sp in zip(part, self.spans([texts[i][:CHUNK_MAX_CHARS] for i in part])):
+                out[i] = len(sp) > w
+        return out
+
+    def windows(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[str, int]]:
+        """(window text, its tokens): windows of ``window`` tokens overlapping by CHUNK_OVERLAP, at most
+        CHUNK_MAX_WINDOWS of them, evenly spaced over the whole text when it has more."""
+        w = self.window
+        stride = max(1, w - CHUNK_OVERLAP)
+        starts = list(range(0, max(len(spans) - CHUNK_OVERLAP, 1), stride))
+        if len(starts) > CHUNK_MAX_WINDOWS:
+            last = max(len(spans) - w, 0)
+            starts = sorted({int(round(x)) for x in np.linspace(0, last, CHUNK_MAX_WINDOWS)})
+        out = []
+        for a in starts:
+            b = min(a + w, len(spans))
+            out.append((text[spans[a][0]:spans[b - 1][1]], b - a))
+        return out
+
+    def _encode_chunked(self, texts: list[str]) -> np.ndarray:
+        """Each text longer than the window: its windows embedded and pooled (mean weighted by each window's
+        tokens, then L2-normalised); shorter texts exactly as without chunking."""
+        clipped = [t[:CHUNK_MAX_CHARS] for t in texts]
+        w = self.window
+        long_idx = [i for i, t in enumerate(clipped) if len(t) > w]
+        spans = dict(zip(long_idx, self.spans([clipped[i] for i in long_idx]) if long_idx else []))
+        pieces: list[str] = []
+        owner: list[int] = []
+        weight: list[float] = []
+        for i, t in enumerate(clipped):
+            sp = spans.get(i)
+            if sp is not None and len(sp) > w:
+                for piece, n_tok in self.windows(t, sp):
+                    pieces.append(piece)
+                    owner.append(i)
+                    weight.append(float(n_tok))
+            else:
+                pieces.append(t[:MAX_CHARS])
+                owner.append(i)
+                weight.append(1.0)
+        emb = np.asarray(self.model.encode(pieces, batch_size=self.encode_batch_size, normalize_embeddings=True,
+                                           convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+        out = np.zeros((len(texts), emb.shape[1]), np.float64)
+        np.add.at(out, np.asarray(owner), emb * np.asarray(weight)[:, None])
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out.astype(np.float32)
+
+    def cache_keys(self, texts: list[str], seed: int = 0) -> list[str]:
+        """The embedding cache key of each text, deciding ``chunking="auto"`` first: on when more than
+        AUTO_SHARE of the rows (estimated on a sample) are longer than the window. A chunked text's key
+        names the chunking (window, overlap, cap); every other text keeps the key it has without chunking,
+        so switching --chunking re-embeds only the long texts."""
+        if self.chunking is False or not texts or max(map(len, texts)) <= 128:
+            # (no model's window is under 128 tokens, and a word piece covers at least one character)
+            self.chunking = False
+            self.chunk_info = {"chunking": False}
+            return content_hashes(texts)
+        w = self.window
+        by_chars = np.flatnonzero(np.fromiter((len(t) > w for t in texts), bool, len(texts)))
+        if self.chunking == "auto":
+            if len(by_chars) / len(texts) <= AUTO_SHARE:
+                share = 0.0
+            else:
+                rng = np.random.default_rng(seed)
+                sample = rng.choice(by_chars, size=min(AUTO_SAMPLE, len(by_chars)), replace=False)
+                long = self.long_mask([texts[i] for i in sample])
+                share = float(long.mean()) * len(by_chars) / len(texts)
+            self.chunking = share > AUTO_SHARE
+            self.chunk_info = {"mode": "auto", "long_share_estimate": round(share, 4)}
+        long = np.zeros(len(texts), bool)
+        if self.chunking:
+            long[by_chars] = self.long_mask([texts[i] for i in by_chars])
+        self.chunk_info |= {"chunking": bool(self.chunking), "window_tokens": w, "overlap_tokens": CHUNK_OVERLAP,
+                            "max_windows": CHUNK_MAX_WINDOWS, "long_rows": int(long.sum())}
+        tag = f"\x00chunk:{w}:{CHUNK_OVERLAP}:{CHUNK_MAX_WINDOWS}:{CHUNK_MAX_CHARS}\x00"
+        return [content_hash(tag + t[:CHUNK_MAX_CHARS]) if lg else content_hash(t[:MAX_CHARS])
+                for t, lg in zip(texts, long)]
 
     def process(self, batch: pa.Table) -> pa.Table:
         emb = self.encode(batch.column("text").to_pylist())

@@ -1,9 +1,11 @@
-"""ingest: pick the id/text/label/embedding columns, normalise, hash.
+"""ingest: pick the id/text/label/embedding columns (per input file), normalise, hash, identify the language.
 
 Output columns (the ``samples`` table): ``id`` (string), ``text`` (string, null -> ""),
-``label`` (string, nullable; absent when the corpus has none), ``text_hash`` (16 hex chars of
-blake2b over the normalised text: NFKC, case-folded, whitespace collapsed), ``n_chars``,
-``row`` (position in the corpus), and ``embedding`` when the corpus brings its own.
+``text_hash`` (16 hex chars of blake2b over the normalised text: NFKC, case-folded, whitespace
+collapsed), ``n_chars``, ``row`` (position in the corpus), ``label`` (string, nullable; absent when
+the corpus has none), ``source_file`` (the input file the row came from), ``lang`` / ``lang_conf``
+(:mod:`uimdata.lang`), then every other input column (metadata, see :func:`meta_name`), and
+``embedding`` when the corpus brings its own (moved to ``RUN/embeddings`` by the scan).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -123,28 +126,47 @@ def fixed_list(mat: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), mat.shape[1])
 
 
+#: the columns ``samples`` holds besides the corpus's metadata; an input column whose name equals one
+#: of them (case-insensitively, as DuckDB compares names) is kept as ``meta_<name>``
+RESERVED = ("id", "text", "text_hash", "n_chars", "row", "label", "source_file", "lang", "lang_conf", "embedding")
+#: internal names of the role columns between the reader and the ingest stage
+_TEXT, _ID, _LABEL, _EMB, _FILE = "__uim_text", "__uim_id", "__uim_label", "__uim_embedding", "__uim_file"
+
+
+def meta_name(name: str) -> str:
+    """The ``samples`` column of input column ``name``: itself, or ``meta_<name>`` when it collides."""
+    out = name
+    while out.lower() in RESERVED or out.startswith("__uim_"):
+        out = f"meta_{out}"
+    return out
+
+
 class IngestStage(Stage):
-    """Map a raw corpus batch onto the ``samples`` schema."""
+    """Map a raw corpus batch (role columns renamed by :class:`CorpusReader`) onto the ``samples`` schema:
+    id, text, text_hash, n_chars, row, [label], source_file, lang, lang_conf, then the metadata columns."""
 
     name: ClassVar[str] = "ingest"
-    adds: ClassVar[tuple[str, ...]] = ("id", "text", "label", "text_hash", "n_chars", "row")
+    adds: ClassVar[tuple[str, ...]] = ("id", "text", "label", "text_hash", "n_chars", "row", "source_file",
+                                       "lang", "lang_conf")
     batch_size: ClassVar[int] = 65536
 
-    def __init__(self, columns: Columns, source: str) -> None:
-        self.columns = columns
+    def __init__(self, source: str, lang: bool = True) -> None:
         self.source = source
+        self.lang = lang
 
     def process(self, batch: pa.Table) -> pa.Table:
-        c = self.columns
+        from uimdata.lang import lang_columns
+
         rows = batch.column(ROW_COL).to_numpy()
         offset = int(rows[0]) if len(rows) else 0
-        texts = ["" if t is None else t for t in batch.column(c.text).to_pylist()]
+        source = batch.column(_FILE)[0].as_py() if batch.num_rows and _FILE in batch.column_names else self.source
+        texts = ["" if t is None else t for t in batch.column(_TEXT).to_pylist()]
         hashes = [text_hash(t) for t in texts]
-        if c.id is not None:
-            ids_col = batch.column(c.id)
+        if _ID in batch.column_names:
+            ids_col = batch.column(_ID)
             if ids_col.null_count:
                 row = offset + int(np.flatnonzero(ids_col.is_null().to_numpy(zero_copy_only=False))[0])
-                raise UimError(f"{self.source}: id is null at row {row} of column '{c.id}'",
+                raise UimError(f"{source}: id is null at row {row}",
                                expected="an id in every row", hint="fill it, or pass --id-col '' to derive ids")
             ids = pa.array([str(x) for x in ids_col.to_pylist()], pa.string())
         else:
@@ -156,12 +178,149 @@ class IngestStage(Stage):
             "n_chars": pa.array([len(t) for t in texts], pa.int64()),
             "row": pa.array(rows, pa.int64()),
         }
-        if c.label is not None:
-            labels = batch.column(c.label).to_pylist()
+        if _LABEL in batch.column_names:
+            labels = batch.column(_LABEL).to_pylist()
             cols["label"] = pa.array([None if v is None else str(v) for v in labels], pa.string())
-        if c.embedding is not None:
-            cols["embedding"] = fixed_list(embedding_matrix(batch.column(c.embedding), self.source, offset))
+        cols["source_file"] = (batch.column(_FILE) if _FILE in batch.column_names
+                               else pa.array([self.source] * batch.num_rows, pa.string()))
+        if self.lang:
+            cols.update(lang_columns(texts))
+        if _EMB in batch.column_names:
+            cols["embedding"] = fixed_list(embedding_matrix(batch.column(_EMB), source, offset))
+        for name in batch.column_names:
+            if not name.startswith("__uim_"):
+                cols[name] = batch.column(name)
         return pa.table(cols)
+
+
+@dataclass
+class FileInfo:
+    """One input file as ``run.json`` records it (``files``)."""
+
+    path: str
+    source_file: str
+    format: str
+    rows: int = 0
+    columns: dict[str, str | None] | None = None
+
+
+class CorpusReader:
+    """Reads a corpus file by file: each file's columns are resolved on their own (a shard may call its
+    text ``content`` where the others say ``text``), must fill the same roles as the first file's (else
+    a one-line error naming the file and its columns), and its rows carry ``source_file``."""
+
+    def __init__(self, corpus: str, text: str | None = None, id: str | None = None, label: str | None = None,
+                 embedding: str | None = None, keep_cols: list[str] | None = None,
+                 drop_cols: list[str] | None = None, encoding_errors: str = "strict",
+                 batch_size: int = 65536) -> None:
+        from uimdata.readers import corpus_files
+
+        self.corpus = corpus
+        self.flags = {"text": text, "id": id, "label": label, "embedding": embedding}
+        self.keep = None if keep_cols is None else list(keep_cols)
+        self.drop = list(drop_cols or [])
+        self.encoding_errors = encoding_errors
+        self.batch_size = batch_size
+        self.files = corpus_files(corpus)
+        self.info: list[FileInfo] = []
+        #: the first file's resolution (``run.json``'s ``columns``)
+        self.columns: Columns | None = None
+        self._first: tuple[str, dict[str, str | None]] | None = None
+        #: input column -> samples column, in the order first seen
+        self.metadata: dict[str, str] = {}
+        self._seen: set[str] = set()
+
+    def _resolve(self, schema: pa.Schema, where: str) -> Columns:
+        cols = Columns.resolve(schema, where, **self.flags)
+        roles = {"text": cols.text, "id": cols.id, "label": cols.label, "embedding": cols.embedding}
+        if self._first is None:
+            self._first = (where, roles)
+            self.columns = cols
+            return cols
+        first_where, first = self._first
+        if {r for r, c in roles.items() if c} != {r for r, c in first.items() if c}:
+            def show(m: dict[str, str | None]) -> str:
+                return ", ".join(f"{r}={c}" for r, c in m.items() if c) or "none"
+            raise UimError(f"{where}: its columns fill other roles than {first_where}'s",
+                           expected=f"{show(first)} (as in {first_where})",
+                           got=f"{show(roles)} from columns {schema.names}",
+                           hint="give every file the same roles, or name them with --text-col / --id-col / "
+                                "--label-col / --embedding-col ('' = none)")
+        return cols
+
+    def _meta_cols(self, schema: pa.Schema, cols: Columns) -> list[str]:
+        out = []
+        for name in schema.names:
+            if name in (cols.text, cols.embedding):
+                continue
+            if (name == cols.id and name.lower() == "id") or (name == cols.label and name.lower() == "label"):
+                continue  # already samples.id / samples.label
+            self._seen.add(name)
+            if (self.keep is not None and name not in self.keep) or name in self.drop:
+                continue
+            out.append(name)
+        return out
+
+    def check_names(self) -> None:
+        """--keep-cols / --drop-cols must name columns of the corpus (called after reading it)."""
+        for flag, names in (("--keep-cols", self.keep or []), ("--drop-cols", self.drop)):
+            missing = [n for n in names if n not in self._seen]
+            if missing:
+                raise UimError(f"{self.corpus}: {flag} names no metadata column {missing[0]!r}",
+                               expected=f"one of {sorted(self._seen)}", got=repr(missing[0]),
+                               hint="the text and embedding columns are never metadata")
+
+    def batches(self) -> Iterator[pa.Table]:
+        offset = 0
+        for f in self.files:
+            where = str(f.path)
+            schema, batches = f.read(self.batch_size, self.encoding_errors)
+            info = FileInfo(str(f.path), f.name, f.format + (f".{f.compression}" if f.compression else ""))
+            self.info.append(info)
+            cols = None
+            for b in batches:
+                if not b.num_rows:
+                    continue
+                if cols is None:
+                    cols = self._resolve(schema, where)
+                    info.columns = {"text": cols.text, "id": cols.id, "label": cols.label,
+                                    "embedding": cols.embedding}
+                    meta = self._meta_cols(schema, cols)
+                    for m in meta:
+                        self.metadata.setdefault(m, meta_name(m))
+                out = {_TEXT: b.column(cols.text)}
+                for internal, name in ((_ID, cols.id), (_LABEL, cols.label), (_EMB, cols.embedding)):
+                    if name is not None:
+                        out[internal] = b.column(name)
+                out[ROW_COL] = pa.array(range(offset, offset + b.num_rows), pa.int64())
+                out[_FILE] = pa.array([f.name] * b.num_rows, pa.string())
+                for m in meta:
+                    col = b.column(m)
+                    if pa.types.is_dictionary(col.type):  # categoricals: their values (files may differ)
+                        col = col.cast(col.type.value_type)
+                    out[self.metadata[m]] = col
+                offset += b.num_rows
+                info.rows += b.num_rows
+                yield pa.table(out)
+        self.check_names()
+
+
+def combine(parts: list[pa.Table], source: str) -> pa.Table:
+    """Concatenate ingest outputs whose metadata columns differ between files (missing = null,
+    types promoted: int64 + float64 -> float64); a column whose types cannot combine is an error."""
+    try:
+        return pa.concat_tables(parts, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+        types: dict[str, set[str]] = {}
+        for p in parts:
+            for fld in p.schema:
+                types.setdefault(fld.name, set()).add(str(fld.type))
+        bad = next((n for n, t in types.items() if len(t) > 1), None)
+        raise UimError(f"{source}: metadata column {bad!r} has types that do not combine across files"
+                       if bad else f"{source}: the files' columns do not combine",
+                       expected="one type per column", got=f"{sorted(types.get(bad, []))}" if bad
+                       else str(e).splitlines()[0],
+                       hint=f"drop it with --drop-cols {bad}" if bad else "give every file the same columns") from None
 
 
 def dedupe_ids(table: pa.Table, source: str, derived: bool) -> pa.Table:
@@ -187,3 +346,32 @@ def dedupe_ids(table: pa.Table, source: str, derived: bool) -> pa.Table:
         count[x] = count.get(x, 0) + 1
         new.append(x if count[x] == 1 else f"{x}~{count[x]}")
     return table.set_column(table.schema.get_field_index("id"), "id", pa.array(new, pa.string()))
+
+
+def original_rows(run_dir: str, meta: dict) -> pa.Table:
+    """What ``uim curate`` copies next to id/text/label: ``row``, every metadata column as ``samples``
+    holds it, and the corpus's own embedding column (re-read from the corpus, unnormalised) if it had one."""
+    import pyarrow.parquet as pq
+
+    from uimdata.errors import UimError as _Err
+
+    samples_path = f"{run_dir}/samples.parquet"
+    names = list(meta.get("metadata", {}).values())
+    extra = [c for c in ("url_host",) if c in pq.read_schema(samples_path).names]
+    table = pq.read_table(samples_path, columns=["row", *names, *extra])
+    emb_col = (meta.get("columns") or {}).get("embedding")
+    if emb_col:
+        cfg = meta.get("config", {})
+        from pathlib import Path
+
+        if not Path(cfg.get("corpus", "")).exists() and not set("*?[") & set(cfg.get("corpus", "")):
+            raise _Err(f"the run's corpus {cfg.get('corpus')} is gone", expected="the files `uim scan` read",
+                       got="no such path", hint="curate re-reads the corpus's embedding column from it")
+        reader = CorpusReader(cfg["corpus"], cfg.get("text_col"), cfg.get("id_col"), cfg.get("label_col"),
+                              cfg.get("embedding_col"), keep_cols=[], encoding_errors=cfg.get("encoding_errors",
+                                                                                              "strict"))
+        parts = [pa.table({"row": b.column(ROW_COL), emb_col: b.column(_EMB)}) for b in reader.batches()]
+        embs = pa.concat_tables(parts, promote_options="permissive")
+        if embs.num_rows == table.num_rows:
+            table = table.append_column(emb_col, embs.column(emb_col))
+    return table

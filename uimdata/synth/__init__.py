@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from uimdata.synth.common import (
+    ALL_CORRUPTION_KINDS,
     CORRUPTION_KINDS,
     DEFECTS,
     EXACT_KIND,
@@ -41,7 +42,7 @@ from uimdata.synth.common import (
 from uimdata.synth.corruption import CORRUPTORS, corrupt_text, mojibake
 from uimdata.synth.edits import near_duplicate_text
 
-__all__ = ["CORRUPTION_KINDS", "DEFECTS", "EXACT_KIND", "MIN_NEAR_SIMILARITY", "MIN_NEAR_SOURCE_CHARS",
+__all__ = ["ALL_CORRUPTION_KINDS", "CORRUPTION_KINDS", "DEFECTS", "EXACT_KIND", "MIN_NEAR_SIMILARITY", "MIN_NEAR_SOURCE_CHARS",
            "NEAR_EDITS", "TRUTH_SCHEMA", "corrupt_text", "mojibake", "near_duplicate_text", "new_ids",
            "plant_all", "plant_corrupted", "plant_exact_duplicates", "plant_near_duplicates", "renumber_ids",
            "similarity", "truth_schema"]

@@ -16,6 +16,9 @@ NEAR_EDITS = ("word_deletion", "word_insertion", "synonym", "typo", "casing", "p
               "whitespace", "suffix")
 CORRUPTION_KINDS = ("mojibake", "markup", "boilerplate", "stub", "repetition", "symbols",
                     "replacement_chars")
+#: the seven classic kinds plus text truncated to a few characters (mid-word: "syste", "librec-d") and
+#: page chrome (navigation, share / cookie / copyright lines) around a short fragment of the text
+ALL_CORRUPTION_KINDS = CORRUPTION_KINDS + ("truncation", "page_chrome")
 MIN_NEAR_SIMILARITY = 0.85
 #: near-duplicate sources are drawn from texts at least this long when there are enough of them
 MIN_NEAR_SOURCE_CHARS = 40

@@ -286,10 +286,51 @@ def _corrupt_replacement_chars(t: str, rng: np.random.Generator) -> str:
     return out
 
 
+def _corrupt_truncation(t: str, rng: np.random.Generator) -> str:
+    """The text cut after 3-10 characters, inside a word ("syste", "r-cra", "librec-d"): a field
+    truncated by a fixed-width export or a failed read."""
+    t = t.lstrip()
+    cuts = [k for k in range(3, min(11, len(t))) if t[k - 1].isalnum() and t[k].isalnum()]
+    if not cuts:  # no word long enough to cut inside: cut anywhere
+        return t[:int(rng.integers(3, max(4, min(11, len(t)))))].rstrip() or "x"
+    return t[:pick(rng, cuts)]
+
+
+_CHROME_BEFORE = (
+    "Skip to main content", "Home > {section} > {section2}", "Home | {section} | {section2} | Contact",
+    "Menu \u2630 Search", "You are here: Home \u203a {section}", "Log in | Register",
+    "Posted by admin on {month} {day}, {year}",
+    "Share this: Facebook Twitter Email Print",
+)
+_CHROME_AFTER = (
+    "Read more \u00bb", "Share this: Facebook Twitter Email Print", "Related posts:", "Leave a reply",
+    "Privacy Policy | Terms of Use", "\u00a9 {year} {site}. All rights reserved.", "Back to top",
+    "We use cookies to improve your experience. Accept all cookies?", "Subscribe to our newsletter",
+    "Previous post | Next post", "Tags: {section}, {section2}", "Comments (0)",
+)
+
+
+def _corrupt_page_chrome(t: str, rng: np.random.Generator) -> str:
+    """A short fragment of the text (20-160 characters, from its start or a later line) between
+    page-chrome lines: navigation, breadcrumbs, share / cookie / copyright footers."""
+    lines = [ln.strip() for ln in t.splitlines() if len(ln.strip()) >= 20] or [t.strip()]
+    src = pick(rng, lines) if rng.random() < 0.5 else lines[0]
+    limit = int(rng.integers(20, 161))
+    frag = src if len(src) <= limit else src[:src.rfind(" ", 0, limit) if " " in src[:limit] else limit]
+    before = [_CHROME_BEFORE[i] for i in rng.choice(len(_CHROME_BEFORE), size=int(rng.integers(1, 3)),
+                                                     replace=False)]
+    after = [_CHROME_AFTER[i] for i in rng.choice(len(_CHROME_AFTER), size=int(rng.integers(2, 4)), replace=False)]
+    sep = pick(rng, ("\n", "\n", " | ", "  "))
+    fill = {"section": pick(rng, _SECTIONS), "section2": pick(rng, _SECTIONS), "month": pick(rng, _MONTHS),
+            "day": int(rng.integers(1, 29)), "year": int(rng.integers(1998, 2025)), "site": _site(rng)}
+    return sep.join([ln.format(**fill) for ln in before] + [frag] + [ln.format(**fill) for ln in after])
+
+
 CORRUPTORS: dict[str, Callable[[str, np.random.Generator], str]] = {
     "mojibake": _corrupt_mojibake, "markup": _corrupt_markup, "boilerplate": _corrupt_boilerplate,
     "stub": _corrupt_stub, "repetition": _corrupt_repetition, "symbols": _corrupt_symbols,
-    "replacement_chars": _corrupt_replacement_chars,
+    "replacement_chars": _corrupt_replacement_chars, "truncation": _corrupt_truncation,
+    "page_chrome": _corrupt_page_chrome,
 }
 
 

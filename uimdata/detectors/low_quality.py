@@ -1,0 +1,282 @@
+"""low_quality: the Gopher / C4 document-quality heuristics, kept apart from ``corrupted``.
+
+``corrupted`` flags text that cannot be read as intended (mojibake, markup or page chrome around a
+fragment, truncation, encoded blobs, symbol noise, token spam). The heuristics here are a different
+kind of evidence: statistics that web-scale filters use to drop *low-quality* documents, and that
+legitimately fire on some clean documents (a manual repeats its option names; a table has few stop
+words). Curation policies can therefore treat the two issues differently.
+
+Rules (``low_quality_rule`` names the worst one), with the published thresholds:
+
+``repetition``
+    Gopher (Rae et al. 2021, "Scaling Language Models: Methods, Analysis & Insights from Training
+    Gopher", appendix A.1.1, table A1): the most frequent 2/3/4-gram covers more than 20 / 18 / 16 %
+    of the characters; repeated 5..10-grams cover more than 15 / 14 / 13 / 12 / 11 / 10 %; duplicated
+    lines hold more than 20 % of the characters or are more than 30 % of the lines.
+``word_length``
+    Gopher: mean word length outside [3, 10] characters.
+``symbol_ratio``
+    Gopher: "#" and ellipses ("...", "…") per word above 0.1.
+``lines``
+    Gopher: more than 90 % of lines start with a bullet, or more than 30 % end with an ellipsis.
+``alpha_words``
+    Gopher: fewer than 80 % of words contain an alphabetic character.
+``stop_words``
+    Gopher: fewer than 2 of the stop words "the, be, to, of, and, that, have, with".
+``boilerplate``
+    C4 (Raffel et al. 2020, "Exploring the Limits of Transfer Learning with a Unified Text-to-Text
+    Transformer", section 2.2): web boilerplate (cookie / privacy-policy / terms-of-use lines, "lorem
+    ipsum", share / subscribe prompts) at more than 0.5 phrases per 100 words. Copyright notices are
+    not counted: they are normal in documentation, code and books. Text that is *mostly* chrome is
+    ``corrupted`` (rule ``boilerplate``).
+
+The document rules (all but ``boilerplate``) apply to texts of at least ``min_words`` (100) words
+(Gopher's own minimum is 50); short texts (glosses, package descriptions, titles) are not documents in Gopher's sense.
+
+**Calibrated on the corpus.** A published threshold alone flags whole genres: most option lists
+break a repetition threshold somewhere. So a row is flagged when its statistic is beyond the
+published threshold *and* a robust outlier of the corpus: its ratio to the threshold is more than
+``z_threshold`` (3.5) robust standard deviations (median / 1.4826 MAD over the corpus's documents)
+above the corpus median. On a web-like corpus whose documents sit well inside the thresholds this is
+the published rule; on a corpus of manuals only the manuals that repeat far more than manuals do are
+flagged. The calibration needs 50 documents; smaller corpora use the published thresholds alone.
+
+Per row: ``is_low_quality_issue``, ``low_quality_score`` (lower = worse; the published threshold
+maps to 0.5), ``low_quality_reason`` and ``low_quality_rule``. Linear in the text length; only the
+first ``max_chars`` characters are analysed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from uimdata.detectors import register
+from uimdata.detectors.base import BatchDetector, is_col, reason_col, result_table, score_col
+from uimdata.detectors.corrupted import _ALPHA_TOKEN_RE, _BOILERPLATE_RE, _above, _snip, repetition_stats
+from uimdata.errors import UimError
+
+ISSUE = "low_quality"
+RULE_COL = "low_quality_rule"
+RULES = ("repetition", "word_length", "symbol_ratio", "lines", "alpha_words", "stop_words", "boilerplate")
+#: per-rule statistic / threshold ratios between ``process`` and ``finish`` (dropped by ``finish``)
+_RATIO_COLS = tuple(f"_low_quality_{r}" for r in RULES)
+
+_GOPHER_STOPWORDS = frozenset(("the", "be", "to", "of", "and", "that", "have", "with"))
+_COPYRIGHT_RE = re.compile(r"copyright|rights reserved|\u00a9|\(c\) (?:19|20)")
+_BULLET_RE = re.compile(r"^\s*(?:[\u2022\u2023\u25b6\u25cf\u25e6\u2013\u2043*-]|\d+[.)])\s")
+_ELLIPSIS_RE = re.compile(r"(?:\.\.\.|\u2026)")
+
+
+@dataclass(frozen=True)
+class LowQualityThresholds:
+    """Published thresholds (Gopher, C4) and the corpus calibration; every field is a keyword."""
+
+    max_chars: int = 100_000
+    #: document rules apply from this many words (Gopher drops documents under 50 words; below 100
+    #: words its ratios are too noisy on technical text: measured in docs/benchmarks.md)
+    min_words: int = 100
+    max_top_ngram_frac: tuple[float, float, float] = (0.20, 0.18, 0.16)
+    max_dup_ngram_frac: tuple[float, ...] = (0.15, 0.14, 0.13, 0.12, 0.11, 0.10)
+    max_dup_line_char_frac: float = 0.20
+    max_dup_line_frac: float = 0.30
+    min_mean_word_len: float = 3.0
+    max_mean_word_len: float = 10.0
+    max_symbol_word_ratio: float = 0.1
+    max_bullet_line_frac: float = 0.9
+    max_ellipsis_line_frac: float = 0.3
+    min_alpha_word_frac: float = 0.8
+    min_stop_words: int = 2
+    #: C4-style boilerplate phrases (copyright notices excluded) per 100 words, texts under 100 words
+    #: counted as 100
+    max_boilerplate_per_100_words: float = 0.5
+    #: corpus calibration: robust z of the statistic / threshold ratio above the corpus median;
+    #: 0 disables it (published thresholds alone)
+    z_threshold: float = 5.0
+    #: documents needed to calibrate
+    min_calibration_docs: int = 50
+
+
+@register
+class LowQualityDetector(BatchDetector):
+    """Gopher / C4 quality heuristics, calibrated on the corpus; see the module docstring."""
+
+    issue: ClassVar[str] = ISSUE
+    name: ClassVar[str] = ISSUE
+    description: ClassVar[str] = (
+        "Documents that web-scale quality filters (Gopher, C4) would drop - heavy repetition, odd word "
+        "lengths, few stop words, bullet or ellipsis lines, web boilerplate - judged against the corpus's "
+        "own documents; readable text, so curation may keep it."
+    )
+    extra_columns: ClassVar[dict[str, pa.DataType]] = {RULE_COL: pa.string()}
+    adds: ClassVar[tuple[str, ...]] = (is_col(ISSUE), score_col(ISSUE), reason_col(ISSUE), RULE_COL)
+    rules: ClassVar[tuple[str, ...]] = RULES
+
+    def __init__(self, thresholds: LowQualityThresholds | None = None, **overrides: Any) -> None:
+        known = {f.name for f in fields(LowQualityThresholds)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise UimError(f"unknown threshold(s) for detector '{ISSUE}'",
+                           expected=f"any of {sorted(known)}", got=repr(unknown))
+        self.t = replace(thresholds or LowQualityThresholds(), **overrides)
+        if len(self.t.max_top_ngram_frac) != 3 or len(self.t.max_dup_ngram_frac) != 6:
+            raise UimError(f"bad thresholds for detector '{ISSUE}'",
+                           expected="3 top-n-gram fractions (n=2..4) and 6 duplicate ones (n=5..10)",
+                           got=f"{len(self.t.max_top_ngram_frac)} and {len(self.t.max_dup_ngram_frac)}")
+
+    @property
+    def thresholds(self) -> dict[str, Any]:
+        return asdict(self.t)
+
+    # -- one text --------------------------------------------------------------------------------
+
+    def ratios(self, text: str | None) -> dict[str, tuple[float, str]]:
+        """Per rule: ``(statistic / published threshold, detail)``; a ratio above 1 breaks the rule.
+        Rules that do not apply to the text (too short) are absent."""
+        if not text or text.isspace():
+            return {}
+        t = self.t
+        s = text[: t.max_chars]
+        low = s.lower()
+        out: dict[str, tuple[float, str]] = {}
+        words = s.split()
+        n = len(words)
+        weight, phrases = 0.0, []
+        for m in _BOILERPLATE_RE.finditer(low):
+            phrase = " ".join(m.group(0).split())
+            if phrase not in phrases and not _COPYRIGHT_RE.search(phrase):
+                phrases.append(phrase)
+                weight += 1.0 if m.group("strong") else 0.5
+        if weight:
+            density = weight * 100.0 / max(100, n)
+            out["boilerplate"] = (density / t.max_boilerplate_per_100_words,
+                                  f"web boilerplate {', '.join(repr(p) for p in phrases[:3])} "
+                                  f"({density:.1f} per 100 words; C4 drops such lines)")
+        if n < t.min_words:
+            return out
+        st = repetition_stats(s, words)
+        cands = [(st.top_ngram_frac[k] / t.max_top_ngram_frac[k],
+                  f"the {k + 2}-gram {_snip(st.top_ngram[k][0], 30)!r} x{st.top_ngram[k][1]} covers "
+                  f"{st.top_ngram_frac[k]:.0%} of the text (Gopher: {t.max_top_ngram_frac[k]:.0%})")
+                 for k in range(3)]
+        cands += [(st.dup_ngram_frac[k] / t.max_dup_ngram_frac[k],
+                   f"repeated {k + 5}-grams cover {st.dup_ngram_frac[k]:.0%} of the text "
+                   f"(Gopher: {t.max_dup_ngram_frac[k]:.0%})") for k in range(6)]
+        cands.append((st.dup_line_char_frac / t.max_dup_line_char_frac,
+                      f"repeated lines hold {st.dup_line_char_frac:.0%} of the characters (Gopher: "
+                      f"{t.max_dup_line_char_frac:.0%})"))
+        cands.append((st.dup_line_frac / t.max_dup_line_frac,
+                      f"{st.dup_line_frac:.0%} of lines are repeats (Gopher: {t.max_dup_line_frac:.0%})"))
+        out["repetition"] = max(cands, key=lambda c: c[0])
+        mean_len = sum(map(len, words)) / n
+        ratio = (t.min_mean_word_len / max(mean_len, 1e-9) if mean_len < t.min_mean_word_len
+                 else mean_len / t.max_mean_word_len)
+        out["word_length"] = (ratio, f"mean word length {mean_len:.1f} outside [{t.min_mean_word_len:g}, "
+                                     f"{t.max_mean_word_len:g}] (Gopher)")
+        sym = low.count("#") + len(_ELLIPSIS_RE.findall(low))
+        out["symbol_ratio"] = (sym / n / t.max_symbol_word_ratio,
+                               f"{sym / n:.2f} '#' / ellipses per word (Gopher: {t.max_symbol_word_ratio:g})")
+        lines = [ln for ln in s.splitlines() if ln.strip()]
+        if lines:
+            bullet = sum(1 for ln in lines if _BULLET_RE.match(ln)) / len(lines)
+            ellipsis = sum(1 for ln in lines if ln.rstrip().endswith(("...", "\u2026"))) / len(lines)
+            out["lines"] = max(
+                (bullet / t.max_bullet_line_frac, f"{bullet:.0%} of lines start with a bullet (Gopher: 90%)"),
+                (ellipsis / t.max_ellipsis_line_frac, f"{ellipsis:.0%} of lines end with an ellipsis (Gopher: 30%)"),
+                key=lambda c: c[0])
+        alpha = len(_ALPHA_TOKEN_RE.findall(s)) / n
+        out["alpha_words"] = (t.min_alpha_word_frac / max(alpha, 1e-9),
+                              f"{alpha:.0%} of words have a letter (Gopher: {t.min_alpha_word_frac:.0%})")
+        stops = len(_GOPHER_STOPWORDS & set(re.findall(r"[a-z]+", low)))
+        out["stop_words"] = (t.min_stop_words / (stops + 0.5),  # > 1 exactly when stops < min_stop_words
+                             f"{stops} of Gopher's 8 stop words (the, be, to, of, and, that, have, with)")
+        return out
+
+    def check(self, text: str | None) -> tuple[str | None, float, str | None]:
+        """``(rule, score, reason)`` with the published thresholds alone (no corpus calibration)."""
+        r = self.ratios(text)
+        if not r:
+            return None, 1.0, None
+        rule, (ratio, detail) = max(r.items(), key=lambda kv: kv[1][0])
+        score = _above(ratio, 1.0)
+        return (rule, score, f"{rule}: {detail}") if score < 0.5 else (None, score, None)
+
+    # -- the stage -------------------------------------------------------------------------------
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        ids = batch.column("id")
+        if isinstance(ids, pa.ChunkedArray):
+            ids = ids.combine_chunks()
+        texts = batch.column("text").to_pylist()
+        n = len(texts)
+        ratio = np.full((len(RULES), n), np.nan)
+        details: list[dict[str, str]] = []
+        for i, text in enumerate(texts):
+            r = self.ratios(text)
+            details.append({k: v[1] for k, v in r.items()})
+            for j, rule in enumerate(RULES):
+                if rule in r:
+                    ratio[j, i] = r[rule][0]
+        flagged, score, reasons, rules = self._decide(ratio, details, None)
+        extras = {RULE_COL: pa.array(rules, pa.string())}
+        extras.update({c: pa.array(ratio[j], pa.float64()) for j, c in enumerate(_RATIO_COLS)})
+        extras["_low_quality_detail"] = pa.array([repr(d) for d in details], pa.string())
+        return result_table(ISSUE, ids, flagged, score, reasons, extras=extras)
+
+    def _decide(self, ratio: np.ndarray, details: list[dict[str, str]],
+                floor: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list, list]:
+        """Flag where a ratio is above 1 and above the rule's corpus floor (``floor[j]``)."""
+        n = ratio.shape[1]
+        eff = np.where(np.isnan(ratio), 0.0, ratio)
+        if floor is not None:  # the corpus calibration: the ratio must also clear the corpus floor
+            eff = eff / np.maximum(floor[:, None], 1.0)
+        worst = eff.argmax(axis=0) if n else np.zeros(0, int)
+        best = eff[worst, np.arange(n)] if n else np.zeros(0)
+        score = np.array([_above(x, 1.0) for x in best])
+        flagged = score < 0.5
+        reasons: list[str | None] = [None] * n
+        rules: list[str | None] = [None] * n
+        for i in np.flatnonzero(flagged):
+            rule = RULES[worst[i]]
+            rules[i] = rule
+            extra = ""
+            if floor is not None and floor[worst[i]] > 1.0:
+                extra = "; far beyond this corpus's own documents"
+            reasons[i] = f"{rule}: {details[i].get(rule, '')}{extra}"
+        return flagged, score, reasons, rules
+
+    def finish(self, table: pa.Table, texts: list[str | None]) -> pa.Table:  # noqa: ARG002
+        """Calibrate on the corpus: per rule, a floor = median + z_threshold x 1.4826 MAD of the
+        ratio over the corpus's rows it applies to; flag only ratios above both 1 and the floor."""
+        if _RATIO_COLS[0] not in table.column_names:
+            return table
+        ratio = np.vstack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
+                           for c in _RATIO_COLS])
+        import ast as _ast
+
+        details = [_ast.literal_eval(d) for d in table.column("_low_quality_detail").to_pylist()]
+        t = self.t
+        floor = np.ones(len(RULES))
+        if t.z_threshold > 0:
+            for j in range(len(RULES)):
+                x = ratio[j][~np.isnan(ratio[j])]
+                if len(x) >= t.min_calibration_docs:
+                    med = float(np.median(x))
+                    mad = 1.4826 * float(np.median(np.abs(x - med)))
+                    floor[j] = max(1.0, med + t.z_threshold * mad)
+        flagged, score, reasons, rules = self._decide(ratio, details, floor)
+        return result_table(ISSUE, table.column("id"), flagged, score, reasons,
+                            extras={RULE_COL: pa.array(rules, pa.string())})
+
+    def summarize(self, table: pa.Table) -> dict[str, Any]:
+        n = table.num_rows
+        counts = Counter(r for r in table.column(RULE_COL).to_pylist() if r is not None)
+        flagged = sum(counts.values())
+        out: dict[str, Any] = {"n_rows": n, "n_flagged": flagged, "flag_rate": (flagged / n) if n else 0.0}
+        out.update({f"n_{rule}": int(counts.get(rule, 0)) for rule in RULES})
+        return out
