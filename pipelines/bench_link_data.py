@@ -38,13 +38,6 @@ def train_predict(train: pl.DataFrame, others: list[pl.DataFrame]) -> list[np.nd
 
 def link_corpus(n: int = 50_000, seed: int = 0) -> dict[str, Path]:
     from uimdata.synth import plant_exact_duplicates, plant_near_duplicates
-    from uimdata.synth.labels import (
-        confusable_classes,
-        pick_concept,
-        plant_concept_poison,
-        plant_label_noise,
-        plant_ood,
-    )
 
     d = OUT / f"link{n}"
     paths = {k: d / f"{k}.parquet" for k in ("corpus", "truth", "dev", "test")}
@@ -55,9 +48,33 @@ def link_corpus(n: int = 50_000, seed: int = 0) -> dict[str, Path]:
     rng = np.random.default_rng(seed)
     order = rng.permutation(glosses.height)[:n]  # the bench_data sample: embeddings are cached
     base = glosses[order.tolist()].with_row_index("id").with_columns(pl.format("w-{}", pl.col("id")).alias("id"))
-    emb = embed_cached(base["text"].to_list())
     # concept seed 2: a concept the raw downstream model gets mostly wrong (its accuracy is reported)
-    concept, true_label, wrong = pick_concept(base["label"], emb, np.random.default_rng(2))
+    base, train, t_parts, concept, rng = plant_loop_defects(base, seed, concept_seed=2)
+    train, t = plant_near_duplicates(train, 1000, rng)
+    t_parts.append(t.select("id", "defect", "kind", pl.col("source_id")))
+    train, t = plant_exact_duplicates(train, 500, rng)
+    t_parts.append(t.select("id", "defect", "kind", pl.col("source_id")))
+    write_loop_corpus(d, paths, train, base, t_parts, concept)
+    return paths
+
+
+def plant_loop_defects(base: pl.DataFrame, seed: int, concept_seed: int
+                       ) -> tuple[pl.DataFrame, pl.DataFrame, list[pl.DataFrame], dict, np.random.Generator]:
+    """The label defects both loop benchmarks share, on ``base`` (id, text, label): an 80/10/10
+    train/dev/test split, a poisoned concept (85 % of it relabelled to a confusable class), 8 % mixed
+    label noise and 1.5 % + 1.5 % other-language / other-domain rows in train. Returns base (with its
+    embedding, split and concept columns), train, the truth parts, the concept's description and the
+    generator to plant the rest with."""
+    from uimdata.synth.labels import (
+        confusable_classes,
+        pick_concept,
+        plant_concept_poison,
+        plant_label_noise,
+        plant_ood,
+    )
+
+    emb = embed_cached(base["text"].to_list())
+    concept, true_label, wrong = pick_concept(base["label"], emb, np.random.default_rng(concept_seed))
     rng = np.random.default_rng(seed + 1)
     split = rng.choice(3, size=base.height, p=[0.8, 0.1, 0.1])
     base = base.with_columns(pl.Series("embedding", emb, dtype=pl.Array(pl.Float32, emb.shape[1])),
@@ -65,14 +82,13 @@ def link_corpus(n: int = 50_000, seed: int = 0) -> dict[str, Path]:
                              pl.Series("concept", np.isin(np.arange(base.height), concept)))
     train = base.filter(pl.col("split") == "train")
     conf = confusable_classes(train["label"], np.stack(train["embedding"].to_numpy()), top=3)
-    in_concept = np.flatnonzero(train["concept"].to_numpy())
-    t_parts = []
-    train, t = plant_concept_poison(train, in_concept, wrong, 0.85, rng)
-    t_parts.append(t)
+    parts = []
+    train, t = plant_concept_poison(train, np.flatnonzero(train["concept"].to_numpy()), wrong, 0.85, rng)
+    parts.append(t)
     poisoned = set(t["id"].to_list())
     rest = train.filter(~pl.col("id").is_in(list(poisoned)))
     noisy, t = plant_label_noise(rest, 0.08, rng, mode="mixed", confusable=conf)
-    t_parts.append(t)
+    parts.append(t)
     train = pl.concat([train.filter(pl.col("id").is_in(list(poisoned))), noisy]).sort(
         pl.col("id").str.slice(2).cast(pl.Int64))
     ood = pl.read_parquet(OOD)
@@ -80,14 +96,9 @@ def link_corpus(n: int = 50_000, seed: int = 0) -> dict[str, Path]:
     pick = pl.concat([ood.filter(pl.col("kind") == "other_language").sample(k, seed=seed),
                       ood.filter(pl.col("kind") == "other_domain").sample(k, seed=seed)])
     train, t = plant_ood(train.drop("embedding"), pick, 2 * k, rng)
-    t_parts.append(t)
-    train, t = plant_near_duplicates(train, 1000, rng)
-    t_parts.append(t.select("id", "defect", "kind", pl.col("source_id")))
-    train, t = plant_exact_duplicates(train, 500, rng)
-    t_parts.append(t.select("id", "defect", "kind", pl.col("source_id")))
-    write_loop_corpus(d, paths, train, base, t_parts, {"true_label": true_label, "wrong_label": wrong,
-                                                       "rows": int(len(concept)), "poisoned": len(poisoned)})
-    return paths
+    parts.append(t)
+    meta = {"true_label": true_label, "wrong_label": wrong, "rows": int(len(concept)), "poisoned": len(poisoned)}
+    return base, train, parts, meta, rng
 
 
 def write_loop_corpus(d: Path, paths: dict[str, Path], train: pl.DataFrame, base: pl.DataFrame,

@@ -31,9 +31,8 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_data import GLOSSES, OUT, embed_cached  # noqa: E402
+from bench_data import GLOSSES, OUT  # noqa: E402
 
-OOD = Path(__file__).resolve().parents[1] / "uimdata" / "data" / "ood" / "ood.parquet"
 SIZES = {"debian": (22_000, 40), "wordnet": (12_000, 40)}   # rows, per-class floor
 
 
@@ -86,16 +85,9 @@ def base_frame(name: str) -> pl.DataFrame:
 
 
 def tail_corpus(name: str, seed: int = 0) -> dict[str, Path]:
-    from bench_link_data import write_loop_corpus
+    from bench_link_data import plant_loop_defects, write_loop_corpus
 
     from uimdata.synth import plant_all
-    from uimdata.synth.labels import (
-        confusable_classes,
-        pick_concept,
-        plant_concept_poison,
-        plant_label_noise,
-        plant_ood,
-    )
 
     d = OUT / f"tail-{name}"
     paths = {k: d / f"{k}.parquet" for k in ("corpus", "truth", "dev", "test")}
@@ -103,36 +95,12 @@ def tail_corpus(name: str, seed: int = 0) -> dict[str, Path]:
         return paths
     d.mkdir(parents=True, exist_ok=True)
     base = base_frame(name).with_row_index("id").with_columns(pl.format(name[0] + "-{}", pl.col("id")).alias("id"))
-    emb = embed_cached(base["text"].to_list())
-    concept, true_label, wrong = pick_concept(base["label"], emb, np.random.default_rng(seed + 2))
-    rng = np.random.default_rng(seed + 1)
-    split = rng.choice(3, size=base.height, p=[0.8, 0.1, 0.1])
-    base = base.with_columns(pl.Series("embedding", emb, dtype=pl.Array(pl.Float32, emb.shape[1])),
-                             pl.Series("split", np.array(["train", "dev", "test"])[split]),
-                             pl.Series("concept", np.isin(np.arange(base.height), concept)))
-    train = base.filter(pl.col("split") == "train")
-    conf = confusable_classes(train["label"], np.stack(train["embedding"].to_numpy()), top=3)
-    parts = []
-    train, t = plant_concept_poison(train, np.flatnonzero(train["concept"].to_numpy()), wrong, 0.85, rng)
-    parts.append(t)
-    poisoned = set(t["id"].to_list())
-    rest = train.filter(~pl.col("id").is_in(list(poisoned)))
-    noisy, t = plant_label_noise(rest, 0.08, rng, mode="mixed", confusable=conf)
-    parts.append(t)
-    key = pl.col("id").str.slice(2).cast(pl.Int64)
-    train = pl.concat([train.filter(pl.col("id").is_in(list(poisoned))), noisy]).sort(key)
-    n0 = train.height
-    ood = pl.read_parquet(OOD)
-    k = int(0.015 * n0)
-    pick = pl.concat([ood.filter(pl.col("kind") == "other_language").sample(k, seed=seed),
-                      ood.filter(pl.col("kind") == "other_domain").sample(k, seed=seed)])
-    train, t = plant_ood(train.drop("embedding"), pick, 2 * k, rng)
-    parts.append(t)
+    base, train, parts, concept, rng = plant_loop_defects(base, seed, concept_seed=seed + 2)
+    n0 = int((base["split"] == "train").sum())  # train rows before the OOD rows were added
     train, t = plant_all(train, n_exact=int(0.015 * n0), n_near=int(0.03 * n0), n_corrupted=int(0.015 * n0),
                          rng=rng)
     parts.append(t.select("id", "defect", "kind", "source_id"))
-    write_loop_corpus(d, paths, train, base, parts, {"true_label": true_label, "wrong_label": wrong,
-                                                     "rows": int(len(concept)), "poisoned": len(poisoned)})
+    write_loop_corpus(d, paths, train, base, parts, concept)
     return paths
 
 

@@ -46,11 +46,17 @@ def _corpus(tmp_path, **extra) -> tuple:
     return path, t
 
 
+def _scan(path, run, *extra: str):
+    """`uim scan PATH -o RUN` with the fast detectors; it must succeed."""
+    res = runner.invoke(app, ["scan", str(path), "-o", str(run), *FAST, *extra])
+    assert res.exit_code == 0, res.output
+    return res
+
+
 def test_metadata_round_trips_into_samples_and_the_curated_export(tmp_path):
     path, t = _corpus(tmp_path)
     run = tmp_path / "run"
-    res = runner.invoke(app, ["scan", str(path), "-o", str(run), *FAST])
-    assert res.exit_code == 0, res.output
+    _scan(path, run)
     con = connect(RunDir(run))
     cols = con.execute("SELECT column_name, data_type FROM information_schema.columns "
                        "WHERE table_name = 'samples' ORDER BY ordinal_position").fetchall()
@@ -81,8 +87,7 @@ def test_colliding_names_are_prefixed_and_keep_drop_choose(tmp_path):
     path, _ = _corpus(tmp_path, row=pa.array([10, 11, 12, 13]), Lang=pa.array(["fr"] * 4),
                       source_file=pa.array(["orig.txt"] * 4))
     run = tmp_path / "run"
-    res = runner.invoke(app, ["scan", str(path), "-o", str(run), *FAST, "--drop-cols", "nested,info"])
-    assert res.exit_code == 0, res.output
+    _scan(path, run, "--drop-cols", "nested,info")
     meta = json.loads((run / "run.json").read_text())
     assert meta["metadata"]["row"] == "meta_row" and meta["metadata"]["Lang"] == "meta_Lang"
     assert "nested" not in meta["metadata"] and "info" not in meta["metadata"]
@@ -93,8 +98,7 @@ def test_colliding_names_are_prefixed_and_keep_drop_choose(tmp_path):
         ("orig.txt", "c.parquet")]
     con.close()  # DuckDB shares an open database per path within a process
     assert "meta_Lang" in meta["group_cols"]  # an input `lang` column is a group column too
-    res = runner.invoke(app, ["scan", str(path), "-o", str(run), *FAST, "--keep-cols", "n,tags"])
-    assert res.exit_code == 0, res.output
+    _scan(path, run, "--keep-cols", "n,tags")
     assert list(json.loads((run / "run.json").read_text())["metadata"]) == ["n", "tags"]
     one_line_error(runner.invoke(app, ["scan", str(path), "-o", str(run), *FAST, "--keep-cols", "nope"]),
                    "--keep-cols", "'nope'")
@@ -123,8 +127,7 @@ def _grouped(tmp_path) -> tuple:
 def test_issue_by_group_equals_a_hand_count(tmp_path):
     path, df = _grouped(tmp_path)
     run = tmp_path / "run"
-    res = runner.invoke(app, ["scan", str(path), "-o", str(run), *FAST])
-    assert res.exit_code == 0, res.output
+    _scan(path, run)
     con = connect(RunDir(run))
     flags = pl.read_parquet(run / "flags.parquet")
     hand = df.with_columns(dup=flags["is_exact_duplicate_issue"], bad=flags["is_corrupted_issue"])
@@ -159,11 +162,11 @@ def test_issue_by_group_equals_a_hand_count(tmp_path):
 def test_group_col_option(tmp_path):
     path, _ = _grouped(tmp_path)
     run = tmp_path / "run"
-    assert runner.invoke(app, ["scan", str(path), "-o", str(run), *FAST, "--group-col", "url"]).exit_code == 0
+    _scan(path, run, "--group-col", "url")
     con = connect(RunDir(run))
     assert con.execute("SELECT DISTINCT group_col FROM issue_by_group").fetchall() == [("url",)]
     con.close()  # DuckDB shares an open database per path within a process
-    assert runner.invoke(app, ["scan", str(path), "-o", str(run), *FAST, "--group-col", ""]).exit_code == 0
+    _scan(path, run, "--group-col", "")
     assert connect(RunDir(run)).execute("SELECT count(*) FROM issue_by_group").fetchone()[0] == 0
     one_line_error(runner.invoke(app, ["scan", str(path), "-o", str(run), *FAST, "--group-col", "nope"]),
                    "--group-col 'nope'")
@@ -180,7 +183,7 @@ def test_lang_on_a_mixed_language_corpus(tmp_path):
     path = tmp_path / "mix.parquet"
     mix.rename({"lang": "truth"}).with_columns(embedding=pl.Series(emb)).write_parquet(path)
     run = tmp_path / "run"
-    assert runner.invoke(app, ["scan", str(path), "-o", str(run), *FAST]).exit_code == 0
+    _scan(path, run)
     s = pl.read_parquet(run / "samples.parquet")
     for lg in ("en", "de", "es", "it"):
         sub = s.filter(pl.col("truth") == lg)
@@ -204,7 +207,7 @@ def test_link_slices_by_a_corpus_column(tmp_path):
     pl.DataFrame({"text": [f"{s} text {i} {CLEAN[i % 30][0]}" for i, s in enumerate(src)], "source": src,
                   "embedding": emb.tolist()}).write_parquet(corpus)
     run = tmp_path / "run"
-    assert runner.invoke(app, ["scan", str(corpus), "-o", str(run), *FAST]).exit_code == 0
+    _scan(corpus, run)
     m = 40
     near_b = np.arange(m) % 2 == 1
     demb = np.stack([centre[1 if b else 0] + 0.1 * rng.normal(size=8) for b in near_b]).astype(np.float32)

@@ -36,7 +36,7 @@ import polars as pl
 import pyarrow as pa
 
 from uimdata.errors import UimError
-from uimdata.rundir import RunDir, atomic_write_parquet, atomic_write_text
+from uimdata.rundir import RunDir, atomic_write_parquet, atomic_write_text, overlaps_input
 
 ACTIONS = ("drop", "relabel", "reweight", "keep")
 FORMATS = ("parquet", "jsonl", "hf")
@@ -528,7 +528,7 @@ def _check_out(out: Path, meta: dict[str, Any]) -> None:
     if not corpus:
         return
     src, target = Path(corpus).expanduser().resolve(), out.expanduser().resolve()
-    if target == src or target in src.parents or (src.is_dir() and src in target.parents):
+    if overlaps_input(target, src):
         raise UimError(f"-o {out} overlaps the run's corpus {corpus}",
                        expected="an output folder apart from the corpus (a later scan would read the export "
                                 "as corpus)", got=str(target), hint="pass a new folder, e.g. -o curated/default")

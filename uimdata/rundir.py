@@ -151,8 +151,15 @@ def is_run_dir(path: Path) -> bool:
     return isinstance(meta, dict) and "uimdata" in meta
 
 
-def _within(inner: Path, outer: Path) -> bool:
+def within(inner: Path, outer: Path) -> bool:
+    """``inner`` is ``outer`` or lies inside it (both resolved)."""
     return inner == outer or outer in inner.parents
+
+
+def overlaps_input(target: Path, src: Path) -> bool:
+    """Writing ``target`` would touch the input ``src``: it is the input, holds it, or lies inside an
+    input folder (a later scan would read it as corpus). Both resolved."""
+    return within(src, target) or (src.is_dir() and within(target, src))
 
 
 def check_output(out: str | os.PathLike[str], inputs: list[str | os.PathLike[str]],
@@ -168,10 +175,10 @@ def check_output(out: str | os.PathLike[str], inputs: list[str | os.PathLike[str
         if not src:
             continue
         src_path = Path(src).expanduser().resolve()
-        if _within(src_path, target):
+        if within(src_path, target):
             raise UimError(f"{flag} {out} is or holds the input {src}", expected="an output path apart from "
                            "the input", got=str(target), hint="pass a new folder, e.g. -o runs/mine")
-        if src_path.is_dir() and _within(target, src_path):
+        if src_path.is_dir() and within(target, src_path):
             raise UimError(f"{flag} {out} lies inside the input folder {src}",
                            expected="an output path outside the corpus (a later scan would read it as "
                                     "corpus)", got=str(target), hint="pass a folder elsewhere, e.g. -o runs/mine")

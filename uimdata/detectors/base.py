@@ -15,16 +15,31 @@ plus a one-row summary (a dict of plain values). Detectors that look at one row 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
+from uimdata.errors import UimError
 from uimdata.stages.base import Stage
 
 if TYPE_CHECKING:
     from uimdata.context import ScanContext
+
+
+T = TypeVar("T")
+
+
+def thresholds_with(kind: type[T], given: T | None, overrides: dict[str, Any], issue: str) -> T:
+    """A detector's thresholds dataclass ``kind``: ``given`` (or the defaults) with ``overrides``
+    applied; an override that names no threshold is a one-line error listing the known ones."""
+    known = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise UimError(f"unknown threshold(s) for detector '{issue}'",
+                       expected=f"any of {sorted(known)}", got=repr(unknown))
+    return replace(given if given is not None else kind(), **overrides)  # type: ignore[type-var]
 
 
 def is_col(issue: str) -> str:

@@ -51,7 +51,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import ftfy
@@ -60,7 +60,7 @@ import pyarrow as pa
 from ftfy.badness import BADNESS_RE
 
 from uimdata.detectors import register
-from uimdata.detectors.base import BatchDetector, is_col, reason_col, result_table, score_col
+from uimdata.detectors.base import BatchDetector, is_col, reason_col, result_table, score_col, thresholds_with
 from uimdata.errors import UimError
 
 ISSUE = "corrupted"
@@ -370,13 +370,7 @@ class CorruptedDetector(BatchDetector):
     rules: ClassVar[tuple[str, ...]] = RULES
 
     def __init__(self, thresholds: CorruptedThresholds | None = None, **overrides: Any) -> None:
-        base = thresholds or CorruptedThresholds()
-        known = {f.name for f in fields(CorruptedThresholds)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise UimError(f"unknown threshold(s) for detector '{ISSUE}'",
-                           expected=f"any of {sorted(known)}", got=repr(unknown))
-        self.t = replace(base, **overrides)
+        self.t = thresholds_with(CorruptedThresholds, thresholds, overrides, ISSUE)
         t = self.t
         if t.max_chars < 1 or t.max_run_chars < 1:
             raise UimError(f"bad thresholds for detector '{ISSUE}'",

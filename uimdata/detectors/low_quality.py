@@ -50,14 +50,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 
 from uimdata.detectors import register
-from uimdata.detectors.base import BatchDetector, is_col, reason_col, result_table, score_col
+from uimdata.detectors.base import BatchDetector, is_col, reason_col, result_table, score_col, thresholds_with
 from uimdata.detectors.corrupted import _ALPHA_TOKEN_RE, _BOILERPLATE_RE, _above, _snip, repetition_stats
 from uimdata.errors import UimError
 
@@ -118,12 +118,7 @@ class LowQualityDetector(BatchDetector):
     rules: ClassVar[tuple[str, ...]] = RULES
 
     def __init__(self, thresholds: LowQualityThresholds | None = None, **overrides: Any) -> None:
-        known = {f.name for f in fields(LowQualityThresholds)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise UimError(f"unknown threshold(s) for detector '{ISSUE}'",
-                           expected=f"any of {sorted(known)}", got=repr(unknown))
-        self.t = replace(thresholds or LowQualityThresholds(), **overrides)
+        self.t = thresholds_with(LowQualityThresholds, thresholds, overrides, ISSUE)
         if len(self.t.max_top_ngram_frac) != 3 or len(self.t.max_dup_ngram_frac) != 6:
             raise UimError(f"bad thresholds for detector '{ISSUE}'",
                            expected="3 top-n-gram fractions (n=2..4) and 6 duplicate ones (n=5..10)",
