@@ -33,8 +33,8 @@ test: venv chromium
 	$(BIN)/python -m pytest -q tests
 
 bench: venv
-	$(BIN)/python pipelines/bench.py
-	$(BIN)/python pipelines/bench_domains.py
+	$(BIN)/python -m pipelines.bench
+	$(BIN)/python -m pipelines.bench_domains
 
 lint: venv
 	$(BIN)/ruff check uimdata pipelines tests

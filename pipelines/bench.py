@@ -1,5 +1,7 @@
 """`make bench`: speed, memory and detection quality of `uim scan`, next to cleanlab Datalab.
 
+``python -m pipelines.bench [tail|loop]`` (``tail`` or ``loop``: only that part).
+
 1. demo corpus (real text, model embeddings): per-stage rows/s, peak RSS, P/R/F1 per detector.
 2. embedding overhead: the embed stage (cache included) vs the bare model's ``encode``.
 3. 50,000-row corpus with precomputed embeddings (see bench_data.py): all stages after
@@ -16,74 +18,19 @@ written to runs/bench/results.json.
 
 from __future__ import annotations
 
+import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from pipelines.bench_scan import flags_of, quality, run_scan
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "pipelines"))
 OUT = ROOT / "runs" / "bench"
 DEMO = ROOT / "uimdata" / "data" / "demo"
-
-
-def _scan_child(corpus: str, out: str, engine: str = "local", index: str = "auto") -> None:
-    from uimdata.executors.local import LocalExecutor, peak_rss_mb
-    from uimdata.scan import ScanConfig, scan
-
-    if engine == "ray":
-        from uimdata.executors.ray import RayExecutor
-
-        ex = RayExecutor(num_cpus=2, progress=False)
-    else:
-        ex = LocalExecutor(progress=False)
-    start = time.perf_counter()
-    res = scan(ScanConfig(corpus=corpus, out=out, engine=engine, index=index), ex)
-    total = time.perf_counter() - start
-    print(json.dumps({"timings": res.timings, "seconds": total, "peak_rss_mb": peak_rss_mb()}))
-
-
-def run_scan(corpus: Path, out: Path, cold_cache: bool = False, engine: str = "local", index: str = "auto") -> dict:
-    """Scan in a fresh process (its own peak RSS; with Ray, the driver's); ``cold_cache``: an empty
-    embedding cache."""
-    import os
-    import tempfile
-
-    env = dict(os.environ)
-    with tempfile.TemporaryDirectory() as cache:
-        if cold_cache:
-            env["UIM_CACHE_DIR"] = cache
-        proc = subprocess.run([sys.executable, __file__, "_scan", str(corpus), str(out), engine, index],
-                              capture_output=True,
-                              text=True, check=False, env=env)
-    if proc.returncode:
-        sys.exit(f"bench scan of {corpus} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def flags_of(run: Path) -> pl.DataFrame:
-    import duckdb
-
-    con = duckdb.connect(str(run / "uim.duckdb"), read_only=True)
-    return con.sql("SELECT * FROM flags").pl()
-
-
-def quality(flags: pl.DataFrame, truth: pl.DataFrame) -> dict:
-    from uimdata.evaluate import duplicate_scores, membership_prf, set_prf
-
-    q = {k: v.row() for k, v in duplicate_scores(flags, truth).items()}
-    q["corrupted"] = set_prf(set(flags.filter(pl.col("is_corrupted_issue"))["id"]),
-                             set(truth.filter(pl.col("defect") == "corrupted")["id"])).row()
-    near_pairs = truth.filter(pl.col("defect") == "near_duplicate").select("id", "source_id").rows()
-    near_clusters = set(flags.filter(pl.col("is_near_duplicate_issue"))["duplicate_cluster"])
-    q["near_duplicate_membership"] = membership_prf(
-        {i for i, c in flags.select("id", "duplicate_cluster").rows() if c in near_clusters},
-        near_pairs, exact_ids=set(flags.filter(pl.col("is_exact_duplicate_issue"))["id"])).row()
-    return q
 
 
 def stage_table(timings: dict) -> dict:
@@ -95,11 +42,8 @@ def stage_table(timings: dict) -> dict:
 def embed_overhead(n: int = 600, repeats: int = 3) -> dict:
     import tempfile
 
-    import pyarrow as pa
-
     from uimdata.executors.local import LocalExecutor
-    from uimdata.scan import ScanConfig, _embed
-    from uimdata.stages.embed import EmbedStage
+    from uimdata.stages.embed import EmbedStage, embed_texts
 
     texts = pl.read_parquet(DEMO / "corpus.parquet")["text"].head(n).to_list()
     stage = EmbedStage()
@@ -111,9 +55,8 @@ def embed_overhead(n: int = 600, repeats: int = 3) -> dict:
         stage.model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
         bare.append(time.perf_counter() - t)
         with tempfile.TemporaryDirectory() as cache:  # empty cache: every text is embedded
-            samples = pa.table({"text": texts})
             t = time.perf_counter()
-            _embed(ScanConfig(corpus="", out="", cache_dir=cache), samples, LocalExecutor(progress=False))
+            embed_texts(EmbedStage(chunking="auto"), texts, LocalExecutor(progress=False), cache)
             ours.append(time.perf_counter() - t)
     b, o = float(np.median(bare)), float(np.median(ours))
     return {"texts": n, "bare_encode_s": round(b, 2), "uim_embed_s": round(o, 2),
@@ -172,7 +115,7 @@ def datalab_near_duplicates(corpus: Path, truth: pl.DataFrame) -> dict:
 
 def scaling() -> dict:
     """10^5 and 10^6 rows with given embeddings, local engine and Ray engine (about 25 minutes)."""
-    from bench_scale import corpus
+    from pipelines.bench_scale import corpus
 
     out = {}
     for n, engine, index in [(100_000, "local", "auto"), (100_000, "ray", "auto"),
@@ -188,7 +131,7 @@ def scaling() -> dict:
 def loop() -> dict:
     print("== uim link / curate / probe on 42,664 rows with a poisoned concept, vs Datalab and an oracle",
           flush=True)
-    from bench_loop import run as run_loop
+    from pipelines.bench_loop import run as run_loop
 
     return run_loop(run_scan)
 
@@ -196,13 +139,13 @@ def loop() -> dict:
 def tail() -> dict:
     print("== tail-aware curation: link / curate / probe on Debian packages and WordNet glosses, vs Datalab and "
           "an oracle", flush=True)
-    from bench_tail import run as run_tail
+    from pipelines.bench_tail import run as run_tail
 
     return run_tail(run_scan)
 
 
 def main() -> None:
-    from bench_data import corpus_with_embeddings
+    from pipelines.bench_data import corpus_with_embeddings
 
     OUT.mkdir(parents=True, exist_ok=True)
     results: dict = {}
@@ -235,13 +178,14 @@ def main() -> None:
         print(json.dumps(results[f"{name}_datalab"], indent=1), flush=True)
     print("== label / outlier / long_tail on 51,500 rows with planted label noise and OOD rows, vs Datalab",
           flush=True)
-    from bench_detectors import run as run_detectors
+    from pipelines.bench_detectors import run as run_detectors
 
     results["detectors"] = run_detectors(run_scan)
     print(json.dumps(results["detectors"], indent=1), flush=True)
     results["loop"] = loop()
     results["tail"] = tail()
-    from bench_corpora import run as run_real  # real multi-source long-document corpus (docs/corpora.md)
+    # real multi-source long-document corpus (docs/corpora.md)
+    from pipelines.bench_corpora import run as run_real
 
     results["real_corpus"] = run_real(run_scan)
     print(json.dumps(results["real_corpus"], indent=1, default=str), flush=True)
@@ -251,11 +195,13 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "_scan":
-        _scan_child(sys.argv[2], sys.argv[3], *sys.argv[4:6])
-    elif len(sys.argv) > 1 and sys.argv[1] == "tail":  # only the tail-aware curation benchmark
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("part", nargs="?", choices=["tail", "loop"],
+                    help="run only this part: tail (tail-aware curation) or loop (link / curate / probe)")
+    part = ap.parse_args().part
+    if part == "tail":
         tail()
-    elif len(sys.argv) > 1 and sys.argv[1] == "loop":  # only the link / curate / probe benchmark
+    elif part == "loop":
         OUT.mkdir(parents=True, exist_ok=True)
         res = loop()
         (OUT / "results-loop.json").write_text(json.dumps(res, indent=2, default=str))

@@ -1,4 +1,4 @@
-"""The real-corpus benchmark of `make bench` (also `python pipelines/bench_corpora.py [OUT]`):
+"""The real-corpus benchmark of `make bench` (also `python -m pipelines.bench_corpora [OUT]`):
 
 1. builds the corpus of pipelines/build_real_corpus.py (Debian changelogs, copyright files, Python
    docstrings, man pages: four sources, five files in four formats, long documents, planted defects);
@@ -13,16 +13,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from pipelines.bench_scan import quality
+from pipelines.build_real_corpus import build
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "pipelines"))
 
 
 def _prf(flagged: set, truth: set) -> dict:
@@ -39,8 +41,6 @@ def evaluate(run: Path, truth: pl.DataFrame) -> dict:
     con = duckdb.connect(str(run / "uim.duckdb"), read_only=True)
     flags = con.sql("SELECT * FROM flags").pl()
     # duplicates scored per planted group (uimdata.evaluate), as for the demo corpus
-    from bench import quality
-
     out: dict = {"issues": {}, "quality": {k: {a: round(x, 3) if isinstance(x, float) else x for a, x in v.items()} for k, v in
                                            quality(flags, truth.select("id", "defect", "kind", "source_id")).items()}}
     out["natural_exact_duplicates"] = int(flags.filter(pl.col("is_exact_duplicate_issue")
@@ -156,8 +156,6 @@ def chunking_only(out: Path, n_replaced: int, n_throughput: int) -> dict:
 def run(run_scan, out: Path | None = None, scale: float = 1.0, n_replaced: int = 300,  # noqa: ANN001
         n_throughput: int = 100) -> dict:
     """``scale`` < 1 builds a smaller corpus (same sources, fewer documents per source)."""
-    from build_real_corpus import build
-
     out = out or ROOT / "runs" / "bench" / "real"
     out.mkdir(parents=True, exist_ok=True)
     print("== real corpus: Debian changelogs, copyright files, Python docstrings, man pages", flush=True)
@@ -182,9 +180,7 @@ def run(run_scan, out: Path | None = None, scale: float = 1.0, n_replaced: int =
 
 
 if __name__ == "__main__":
-    import argparse
-
-    from bench import run_scan
+    from pipelines.bench_scan import run_scan
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", nargs="?", type=Path, default=None)

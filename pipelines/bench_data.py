@@ -101,5 +101,10 @@ def corpus_with_embeddings(n: int, seed: int = 0, dedup_base: bool = False) -> t
 
 
 if __name__ == "__main__":
-    print(corpus_with_embeddings(int(sys.argv[1]) if len(sys.argv) > 1 else 50_000,
-                                 dedup_base="--dedup" in sys.argv))
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("rows", nargs="?", type=int, default=50_000)
+    ap.add_argument("--dedup", action="store_true", help="deduplicate the WordNet base first")
+    a = ap.parse_args()
+    print(corpus_with_embeddings(a.rows, dedup_base=a.dedup))

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from bench_data import GLOSSES, OUT, embed_cached
+
+from pipelines.bench_data import GLOSSES, OUT, embed_cached
 
 OOD = Path(__file__).resolve().parents[1] / "uimdata" / "data" / "ood" / "ood.parquet"
 
@@ -207,9 +208,9 @@ def run(run_scan) -> dict:  # noqa: ANN001 - bench.run_scan
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench import run_scan
+    from pipelines.bench_scan import run_scan
 
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     print(json.dumps(run(run_scan), indent=1))

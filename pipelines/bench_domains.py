@@ -14,13 +14,14 @@ Per corpus: ``uim scan`` with the precomputed ``embedding`` column and the defau
   uimdata's out-of-fold probabilities where labelled): near_duplicate (membership), outlier, label;
 * seconds per stage, and per row / per 1,000 characters.
 
-``python pipelines/bench_domains.py [corpus ...] [--no-datalab] [--old-corrupted]``; results in
+``python -m pipelines.bench_domains [corpus ...] [--no-datalab] [--old-corrupted] [--eval-only]``; results in
 ``runs/domains/results.json`` (merged per corpus). ``--old-corrupted`` also scores the ``corrupted``
 detector of the last commit (``git show HEAD:...``) on the same texts: the "before" column.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -30,10 +31,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_domains import OUT, SIZES, build  # noqa: E402
-
-from uimdata.evaluate import duplicate_scores, membership_prf, set_prf  # noqa: E402
+from pipelines.bench_scan import flags_of, near_duplicate_membership
+from pipelines.build_domains import OUT, SIZES, build
+from uimdata.evaluate import duplicate_scores, membership_prf, set_prf
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,13 +55,6 @@ def scan_corpus(name: str, corpus: Path) -> tuple[Path, dict, float]:
     start = time.perf_counter()
     res = scan(ScanConfig(corpus=str(corpus), out=str(run), embedding_col="embedding"), LocalExecutor(progress=False))
     return run, res.timings, time.perf_counter() - start
-
-
-def flags_of(run: Path) -> pl.DataFrame:
-    import duckdb
-
-    con = duckdb.connect(str(run / "uim.duckdb"), read_only=True)
-    return con.sql("SELECT * FROM flags").pl()
 
 
 def evaluate(name: str, df: pl.DataFrame, truth: pl.DataFrame, flags: pl.DataFrame, run: Path) -> dict:
@@ -91,11 +84,7 @@ def evaluate(name: str, df: pl.DataFrame, truth: pl.DataFrame, flags: pl.DataFra
         out["low_quality_planted"] = _recall_by_kind(lowq, bad)
     dup = {k: v.row() for k, v in duplicate_scores(flags, truth).items()}
     out.update(dup)
-    near_pairs = truth.filter(pl.col("defect") == "near_duplicate").select("id", "source_id").rows()
-    near_clusters = set(flags.filter(pl.col("is_near_duplicate_issue"))["duplicate_cluster"])
-    out["near_duplicate_membership"] = membership_prf(
-        {i for i, c in flags.select("id", "duplicate_cluster").rows() if c in near_clusters},
-        near_pairs, exact_ids=set(flags.filter(pl.col("is_exact_duplicate_issue"))["id"])).row()
+    out["near_duplicate_membership"] = near_duplicate_membership(flags, truth)
     # natural near duplicates: flagged rows that are not planted, next to their kept member, for a hand
     # check (runs/domains/<corpus>_natural_near_dups.csv); the ones >= 0.9 similar (Indel, raw text)
     # are templated copies the base's deduplication missed (checked by hand: "gcloud alpha X" / "gcloud
@@ -226,8 +215,14 @@ def reevaluate(name: str) -> dict:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    if "--eval-only" in sys.argv:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", metavar="CORPUS", help=f"of {', '.join(SIZES)} (default: all)")
+    ap.add_argument("--no-datalab", action="store_true", help="skip cleanlab Datalab")
+    ap.add_argument("--old-corrupted", action="store_true", help="also score HEAD's corrupted detector")
+    ap.add_argument("--eval-only", action="store_true", help="score the existing runs again")
+    a = ap.parse_args()
+    args = a.names
+    if a.eval_only:
         path = OUT / "results.json"
         results = json.loads(path.read_text())
         for name in args or list(results):
@@ -239,7 +234,7 @@ def main() -> None:
     results = json.loads(path.read_text()) if path.exists() else {}
     for name in names:
         print(f"[{name}] scanning", file=sys.stderr, flush=True)
-        results[name] = bench(name, "--no-datalab" not in sys.argv, "--old-corrupted" in sys.argv)
+        results[name] = bench(name, not a.no_datalab, a.old_corrupted)
         path.write_text(json.dumps(results, indent=1))
         print(json.dumps({name: results[name]}, indent=1))
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from bench_data import GLOSSES, OUT, embed_cached
+
+from pipelines.bench_data import GLOSSES, OUT, embed_cached
 
 OOD = Path(__file__).resolve().parents[1] / "uimdata" / "data" / "ood" / "ood.parquet"
 
@@ -121,6 +122,9 @@ def write_loop_corpus(d: Path, paths: dict[str, Path], train: pl.DataFrame, base
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     p = link_corpus()
     print({k: str(v) for k, v in p.items()})
     print((p["corpus"].parent / "concept.json").read_text())

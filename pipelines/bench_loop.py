@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from bench_link_data import link_corpus
+
+from pipelines.bench_link_data import link_corpus
 
 
 def datalab_curation(corpus: Path, run: Path) -> tuple[pl.DataFrame, float]:

@@ -1,7 +1,7 @@
 """`uim report`: seconds to write the report (in process, median of 3), its size, and seconds until
 Debian's headless Chromium has loaded it (median of 3 fresh pages); optionally a screenshot of its top.
 
-    python pipelines/bench_report.py RUN [--out FILE] [--shot docs/report.png]
+    python -m pipelines.bench_report RUN [--out FILE] [--shot docs/report.png]
 """
 
 from __future__ import annotations

@@ -3,23 +3,22 @@ embeddings (synthetic, clustered, 384-d) and real text: each row joins two WordN
 random, so that texts are distinct and, as in a real corpus, only a few are near copies of another
 (drawing single glosses with replacement made every row one of ~9 near copies at 10^6 rows).
 
-    python pipelines/bench_scale.py 100000 1000000          # local engine
-    python pipelines/bench_scale.py --engine ray 100000     # Ray Data engine on this machine (2 CPUs)
-    python pipelines/bench_scale.py --engine ray --index hnsw 1000000
+    python -m pipelines.bench_scale 100000 1000000          # local engine
+    python -m pipelines.bench_scale --engine ray 100000     # Ray Data engine on this machine (2 CPUs)
+    python -m pipelines.bench_scale --engine ray --index hnsw 1000000
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench import run_scan  # noqa: E402
-from bench_data import GLOSSES, OUT  # noqa: E402
+from pipelines.bench_data import GLOSSES, OUT
+from pipelines.bench_scan import run_scan
 
 
 def corpus(n: int, dim: int = 384, seed: int = 0) -> Path:
@@ -40,16 +39,14 @@ def corpus(n: int, dim: int = 384, seed: int = 0) -> Path:
 
 
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("rows", nargs="*", type=int, help="corpus sizes (default 100000)")
+    ap.add_argument("--engine", default="local", help="local or ray")
+    ap.add_argument("--index", default="auto", help="kNN index (uim scan --index)")
+    a = ap.parse_args()
+    engine, index = a.engine, a.index
     out = {}
-    args = sys.argv[1:]
-    engine, index = "local", "auto"
-    while args[:1] in (["--engine"], ["--index"]):
-        if args[0] == "--engine":
-            engine = args[1]
-        else:
-            index = args[1]
-        args = args[2:]
-    for n in [int(a) for a in args] or [100_000]:
+    for n in a.rows or [100_000]:
         r = run_scan(corpus(n), OUT / f"scale{n}-{engine}-run", engine=engine, index=index)
         out[n] = {"engine": engine, "index": index, "seconds": round(r["seconds"], 1), "peak_rss_mb": r["peak_rss_mb"],
                   "stages": {k: [round(v["seconds"], 1), v.get("peak_rss_mb")] for k, v in r["timings"].items()}}

@@ -15,24 +15,22 @@ Per corpus, in one run:
    (bootstrap), accuracy on the 10 rarest classes (``tail10``), on the poisoned concept's test rows, the
    share of the raw-to-oracle gap closed, clean tail-10 rows dropped, and the classes each variant hurt.
 
-``python pipelines/bench_tail.py [debian|wordnet ...]``; ``make bench`` runs it as part of
-``pipelines/bench.py`` (``python pipelines/bench.py tail`` alone). Results: ``runs/bench/tail.json``.
+``python -m pipelines.bench_tail [debian|wordnet ...]``; ``make bench`` runs it as part of
+``pipelines/bench.py`` (``python -m pipelines.bench tail`` alone). Results: ``runs/bench/tail.json``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_loop import datalab_curation  # noqa: E402
-from bench_tail_data import OUT, SIZES, tail_corpus  # noqa: E402
+from pipelines.bench_loop import datalab_curation
+from pipelines.bench_tail_data import OUT, SIZES, tail_corpus
 
 DEFECTS = ("label_noise", "ood", "near_duplicate", "exact_duplicate", "corrupted")
 
@@ -45,7 +43,7 @@ def oracle(run: Path, truth: pl.DataFrame) -> pl.DataFrame:
 
 
 def _wilson(ok: np.ndarray) -> list:
-    from uimdata.link import wilson
+    from uimdata.stats import wilson
 
     if len(ok) == 0:
         return [None, None, None, 0]
@@ -142,6 +140,8 @@ def run(run_scan, names: list[str] | None = None) -> dict:  # noqa: ANN001
 
 
 if __name__ == "__main__":
-    from bench import run_scan
+    from pipelines.bench_scan import run_scan
 
-    run(run_scan, sys.argv[1:] or None)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", metavar="NAME", help=f"corpora, of {', '.join(SIZES)} (default: all)")
+    run(run_scan, ap.parse_args().names or None)

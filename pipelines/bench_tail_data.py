@@ -17,21 +17,20 @@ softmax regression trained on the raw pre-training corpus; its predictions go to
 
 Embeddings (all-MiniLM-L6-v2) come from uimdata's embedding cache (``bench_data.embed_cached``):
 slow once (about 100 texts/s on 2 cores), instant afterwards. Files land in ``runs/bench/tail-<name>/``
-(gitignored). ``python pipelines/bench_tail_data.py [debian|wordnet]`` builds them.
+(gitignored). ``python -m pipelines.bench_tail_data [debian|wordnet]`` builds them.
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_data import GLOSSES, OUT  # noqa: E402
+from pipelines.bench_data import GLOSSES, OUT
+from pipelines.bench_link_data import plant_loop_defects, write_loop_corpus
 
 SIZES = {"debian": (22_000, 40), "wordnet": (12_000, 40)}   # rows, per-class floor
 
@@ -85,8 +84,6 @@ def base_frame(name: str) -> pl.DataFrame:
 
 
 def tail_corpus(name: str, seed: int = 0) -> dict[str, Path]:
-    from bench_link_data import plant_loop_defects, write_loop_corpus
-
     from uimdata.synth import plant_all
 
     d = OUT / f"tail-{name}"
@@ -105,6 +102,8 @@ def tail_corpus(name: str, seed: int = 0) -> dict[str, Path]:
 
 
 if __name__ == "__main__":
-    for nm in sys.argv[1:] or list(SIZES):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", metavar="NAME", help=f"corpora, of {', '.join(SIZES)} (default: all)")
+    for nm in ap.parse_args().names or list(SIZES):
         p = tail_corpus(nm)
         print(nm, {k: str(v) for k, v in p.items()}, (p["corpus"].parent / "concept.json").read_text())

@@ -5,7 +5,7 @@
 2. ``uimdata/data/demo/corpus.parquet`` + ``truth.parquet``: ~2,700 clean glosses with planted exact
    duplicates, near duplicates and corrupted texts (``uimdata.synth``), shuffled, ids renumbered.
 
-Deterministic: fixed seeds, same input, same files. Run: ``python pipelines/build_corpora.py``.
+Deterministic: fixed seeds, same input, same files. Run: ``python -m pipelines.build_corpora``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from uimdata import synth
 
-from uimdata import synth  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 OUT_WORDNET = ROOT / "uimdata" / "data" / "wordnet"

@@ -29,7 +29,7 @@ The base of each corpus is deduplicated first (exact copies, then the generous n
 test of ``bench_data.natural_near_duplicates``), so that every duplicate in the benchmark is a planted one.
 Everything is embedded once with the default model through uimdata's embedding cache and written to
 ``runs/domains/<corpus>.parquet`` (id, text, [label], embedding) and ``<corpus>_truth.parquet`` (id,
-defect, kind, source_id). ``python pipelines/build_domains.py [corpus ...]``.
+defect, kind, source_id). ``python -m pipelines.build_domains [corpus ...]``.
 """
 
 from __future__ import annotations
@@ -44,11 +44,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_data import GLOSSES, embed_cached, natural_near_duplicates  # noqa: E402
-
-from uimdata.synth import ALL_CORRUPTION_KINDS, plant_all, renumber_ids  # noqa: E402
-from uimdata.synth.labels import confusable_classes, plant_label_noise, plant_ood  # noqa: E402
+from pipelines.bench_data import GLOSSES, embed_cached, natural_near_duplicates
+from uimdata.synth import ALL_CORRUPTION_KINDS, plant_all, renumber_ids
+from uimdata.synth.labels import confusable_classes, plant_label_noise, plant_ood
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "runs" / "domains"
@@ -317,5 +315,9 @@ def build(name: str, seed: int = 0) -> tuple[Path, Path]:
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or list(SIZES):
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", metavar="CORPUS", help=f"of {', '.join(SIZES)} (default: all)")
+    for name in ap.parse_args().names or list(SIZES):
         build(name)

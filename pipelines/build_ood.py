@@ -30,7 +30,7 @@ square root of their sizes (see :func:`file_quotas`), drawn at random within eac
 The script also writes ``README.md`` (sources, versions, licences, counts) and ``COPYRIGHT`` (the
 packages' copyright files verbatim and the GPL-2 text) beside the parquet file.
 
-Deterministic: same packages, same files. Run: ``python pipelines/build_ood.py``
+Deterministic: same packages, same files. Run: ``python -m pipelines.build_ood``
 (``--stats`` prints per-file counts too).
 """
 
@@ -427,7 +427,7 @@ The texts are fortune cookies, some of them decades-old jokes; the packages' "of
 
 ## How it was built
 
-`python pipelines/build_ood.py` (deterministic: fixed seed {SEED}, same packages, same file; `--stats`
+`python -m pipelines.build_ood` (deterministic: fixed seed {SEED}, same packages, same file; `--stats`
 prints per-file counts). It needs the packages: `apt-get install fortunes fortunes-de fortunes-es fortunes-it`.
 Every plain fortune file of the packages is read (no symlinks, no `off/` directory, no `.dat` index) except
 the files listed below as left out (ASCII art and banners; recipes, phrase tables and quizzes; and, to be

@@ -1,6 +1,7 @@
 """A real pre-training-like corpus from texts on this machine (Debian docs, Python's standard library),
 for `make bench` (pipelines/bench_corpora.py): unlabelled, four sources of different kinds, long
 documents, metadata columns, many files in four formats, planted defects concentrated in some sources.
+``python -m pipelines.build_real_corpus [OUT]`` builds it alone.
 
 Sources (documents of at least MIN_CHARS characters, clipped at MAX_CHARS):
 
@@ -30,7 +31,6 @@ import gzip
 import hashlib
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -261,5 +261,8 @@ def build(out: Path, seed: int = 0, scale: float = 1.0) -> dict:
 
 
 if __name__ == "__main__":
-    where = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("runs/bench/real")
-    print(json.dumps(build(where), indent=1))
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", nargs="?", type=Path, default=Path("runs/bench/real"))
+    print(json.dumps(build(ap.parse_args().out), indent=1))

@@ -6,7 +6,7 @@ model (all-MiniLM-L6-v2) through uimdata's embedding cache, stored as int8 (roun
 error < 0.01) so the file stays small and the tests need no model. Columns: id, text, label
 (for the fortunes, a gloss label drawn at random), planted (bool), embedding_i8 (384 int8).
 
-Run: ``python pipelines/build_test_data.py`` (about a minute on 2 cores when nothing is cached).
+Run: ``python -m pipelines.build_test_data`` (about a minute on 2 cores when nothing is cached).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from bench_data import GLOSSES, embed_cached
+
+from pipelines.bench_data import GLOSSES, embed_cached
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "genre_mix.parquet"
@@ -39,6 +40,9 @@ def build() -> pl.DataFrame:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     OUT.parent.mkdir(parents=True, exist_ok=True)
     df = build()
     df.write_parquet(OUT, compression="zstd", compression_level=19)

@@ -1,7 +1,7 @@
 """Check the GPU paths and print figures (run on a CUDA machine; `--device cpu` smoke-tests it here).
 
-    python pipelines/gpu_check.py                 # CUDA: 20k texts, 1M x 384 kNN and k-means
-    python pipelines/gpu_check.py --device cpu --n-embed 200 --n-vectors 20000
+    python -m pipelines.gpu_check                 # CUDA: 20k texts, 1M x 384 kNN and k-means
+    python -m pipelines.gpu_check --device cpu --n-embed 200 --n-vectors 20000
 
 Measures, and checks against the CPU path on a sample:
 1. embedding docs/s (fp16 on CUDA) on real WordNet glosses; cosine of GPU vs CPU embeddings;

@@ -52,13 +52,23 @@ CLEAN = [
 @pytest.fixture(autouse=True)
 def _cache_dir(tmp_path_factory, monkeypatch):
     """Every test gets a session-wide embedding cache away from the user's home."""
-    monkeypatch.setenv("UIM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "uim-cache"))
+    monkeypatch.setenv("UIM_CACHE_DIR", shared_cache_dir(tmp_path_factory))
+
+
+def clean_frame() -> pl.DataFrame:
+    """CLEAN as a frame: id (c000, c001, ...), text, label."""
+    return pl.DataFrame({"id": [f"c{i:03d}" for i in range(len(CLEAN))],
+                         "text": [t for t, _ in CLEAN], "label": [lab for _, lab in CLEAN]})
 
 
 @pytest.fixture
 def clean_df() -> pl.DataFrame:
-    return pl.DataFrame({"id": [f"c{i:03d}" for i in range(len(CLEAN))],
-                         "text": [t for t, _ in CLEAN], "label": [lab for _, lab in CLEAN]})
+    return clean_frame()
+
+
+def shared_cache_dir(tmp_path_factory) -> str:
+    """The session-wide embedding cache of ``_cache_dir``, for module-scoped fixtures (which run before it)."""
+    return str(tmp_path_factory.getbasetemp() / "uim-cache")
 
 
 def random_embeddings(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:

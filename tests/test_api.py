@@ -396,3 +396,52 @@ def test_link_refuses_a_downstream_set_without_outcome(world):
 def test_report_writes_html(base, tmp_path):
     path = base.report(tmp_path / "r.html")
     assert path == tmp_path / "r.html" and "<html" in path.read_text()[:500].lower()
+
+
+# ------------------------------------------------------------------------------------------- store
+
+def test_publish_is_the_one_way_tables_reach_the_database(corpus, tmp_path):
+    """store.publish writes RUN/tables/NAME.parquet and rebuilds uim.duckdb in DuckDB 1.0.0's storage
+    format (file header version 64), keeping the recorded detectors; reads stay locked inside the run."""
+    import struct
+
+    from uimdata.rundir import RunDir
+    from uimdata.store import publish, table_path
+
+    df, emb = corpus
+    run = uimdata.scan(df.head(40), tmp_path / "r", embedding=emb[:40], detectors=("exact_duplicate",),
+                       progress=False)
+    before, detectors = run.tables(), run.table("detectors")
+    publish(RunDir(run.path), {"notes": pl.DataFrame({"id": ["a"], "n": [1]})})
+    assert table_path(RunDir(run.path), "notes").exists()
+    assert run.tables() == sorted([*before, "notes"])
+    assert run.table("notes").to_dicts() == [{"id": "a", "n": 1}]
+    assert run.table("detectors").equals(detectors) and run.summary()["issue"].to_list() == ["exact_duplicate"]
+    header = (run.path / "uim.duckdb").read_bytes()[:20]
+    assert header[8:12] == b"DUCK" and struct.unpack("<Q", header[12:20])[0] == 64
+    with pytest.raises(uimdata.UimError, match="allow_files=True"):
+        run.sql("SELECT * FROM read_text('/etc/hostname')")
+
+
+def test_cli_runs_the_api(world, tmp_path):
+    """`uim curate` / `uim probe` call the functions Run.curate / Run.probe call: same manifest, same
+    results (the probe is deterministic), same one-line errors."""
+    from uimdata.api import commands
+
+    run, _, _, test, _ = world
+    runner = CliRunner()
+    res = runner.invoke(app, ["curate", str(run.path), "-o", str(tmp_path / "cli"), "--policy", "conservative"])
+    assert res.exit_code == 0, res.output
+    cli_manifest = pl.read_parquet(tmp_path / "cli" / "manifest.parquet")
+    cur, target = commands.curate(run, "conservative", tmp_path / "api")
+    assert cur.manifest.equals(cli_manifest) and target == tmp_path / "api" / "curated.parquet"
+    test.write_parquet(tmp_path / "test.parquet")
+    res = runner.invoke(app, ["probe", str(run.path), str(tmp_path / "test.parquet"), "--policy", "default"])
+    assert res.exit_code == 0, res.output
+    cli_results = run.table("probe_results")
+    api_results = run.probe(tmp_path / "test.parquet", "default", progress=False)
+    assert api_results.equals(cli_results)
+    res = runner.invoke(app, ["probe", str(run.path), str(tmp_path / "test.parquet"), "--device", "tpu"])
+    assert res.exit_code == 2 and res.output.startswith("error: --device")
+    with pytest.raises(uimdata.UimError, match="^--device"):
+        run.probe(tmp_path / "test.parquet", device="tpu")

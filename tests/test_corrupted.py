@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import random
-import time
 from pathlib import Path
 
 import numpy as np
@@ -145,17 +144,13 @@ def test_one_mb_texts(det):
         "mojibake": (cp1252("Déjà vu: a naïve café. ") + prose)[:1_000_000],
         "markup": "".join(f"<p class=\"c{i}\">{prose[i:i + 80]}</p>\n" for i in range(0, 900_000, 80)),
     }
+    # (their timings are in `make bench`, not here)
     for rule, text in cases.items():
         assert len(text) >= 1_000_000
-        t0 = time.perf_counter()
         got, score, _reason = det.check(text)
-        dt = time.perf_counter() - t0
         assert got == rule, (rule, got, _reason)
-        assert dt < 2.0, f"{rule}: {dt:.2f}s on a 1 MB text"
     # random-word prose (1 MB) that is not spam: no n-gram repeats often enough
-    t0 = time.perf_counter()
     got, score, reason = det.check(prose[:1_000_000])
-    assert time.perf_counter() - t0 < 2.0
     assert 0.0 <= score <= 1.0
 
 
@@ -384,6 +379,87 @@ def test_thresholds_are_constructor_parameters():
         CorruptedDetector(no_such_threshold=1)
 
 
+def test_former_constants_are_thresholds():
+    # two weak chrome phrases are a login tool's text, unless the knob says otherwise
+    assert CorruptedDetector().check("Log in or sign up")[0] is None
+    assert CorruptedDetector(min_weak_chrome_weight=1.0).check("Log in or sign up")[0] == "boilerplate"
+    noisy = "#$%@!&* text here now"
+    assert CorruptedDetector().check(noisy)[0] == "symbols"
+    assert CorruptedDetector(noise_min_symbols=8).check(noisy)[0] is None
+
+
+def test_text_stats_ascii_path_counts_like_the_unicode_one():
+    from uimdata.detectors.lexicon import ALPHA_TOKEN_RE, LETTER_RE
+    from uimdata.detectors.text_stats import TextStats
+
+    for text in CLEAN + TECHNICAL + ["#$%@!&* 12 0x5c a1", "  tabs\tand\nnewlines 3.5% $1.2  "]:
+        if not text.isascii():
+            continue
+        st = TextStats.of(text, 100_000)
+        assert st.letters == len(LETTER_RE.findall(st.text)), text
+        assert st.alpha_tokens == len(ALPHA_TOKEN_RE.findall(st.text)), text
+        assert st.cjk == 0
+
+
+def test_fast_scans_answer_like_the_lexicon_patterns(monkeypatch):
+    # long texts are scanned as code points, a batch at a time, and some patterns are split up
+    # for speed: every answer must be the lexicon pattern's own
+    import uimdata.detectors.lexicon as lx
+    import uimdata.detectors.text_stats as ts
+    from uimdata.detectors.corrupted_rules import CorruptedThresholds, check_text, check_texts
+    from uimdata.detectors.low_quality_rules import LowQualityThresholds, ratios, ratios_many
+    from uimdata.detectors.repetition import repetition_stats, repetition_stats_many
+
+    edge = ["tags:sign up now", "x\u00a92020 and (c) 2021, foo(c) 2019", "Click here== Title ==\n<b>x</b> [url]a[/url]",
+            "caf\u00c3\u00a9 \u00e2\u20ac\u2122 \x07 \ufffd \U0001F600\U0001F600 \u4e2d\u6587\u5b57 \u0e44\u0e17\u0e22",
+            "aaaa ZZZZZ \u00df\u00df\u00df\u00df 0x5c e580, 1a6a; #$%@!&*~ " + "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA== " * 3,
+            "x" * 150 + " https://example.com/" + "a" * 120, "the the the and and of of\n- a\n- a\n1) b...\n"]
+    texts = [t for v in PLANTED.values() for t in v if t] + list(CLEAN) + list(TECHNICAL) + edge
+    for long_chars in (10**9, 0):  # the patterns themselves, then code points for every text
+        monkeypatch.setattr(ts, "LONG_TEXT_CHARS", long_chars)
+        stats = [ts.TextStats.of(t, 100_000) for t in texts if t.strip()]
+        ts.codepoints_for_all(stats)
+        for st in stats:
+            s = st.text
+            assert (st.letters, st.alpha_tokens, st.cjk, st.nonspace) == (
+                len(lx.LETTER_RE.findall(s)), len(lx.ALPHA_TOKEN_RE.findall(s)), len(lx.CJK_RE.findall(s)),
+                sum(map(len, s.split()))), s
+            assert st.hex_words() == len(lx.HEX_WORD_RE.findall(s)), s
+            assert st.symbol_tokens(5) == [w for w in s.split() if len(lx.HARD_SYMBOL_RE.findall(w)) >= 5], s
+            assert st.long_tokens(20) == lx.LONG_TOKEN_RE.findall(s), s
+            assert st.long_runs(10) == lx.long_run_re(10).findall(s), s
+            assert st.letter_runs() == [m.group(0) for m in lx.CHAR_RUN_RE.finditer(s)], s
+            bad, fast = lx.BADNESS_RE.search(s), st.search_nonascii(lx.BADNESS_RE, lx.BADNESS_WIDTH)
+            assert (bad and bad.span()) == (fast and fast.span()), s
+            assert lx.markup_matches(s) == [(m.group(0), m.group("open")) for m in lx.MARKUP_RE.finditer(s)], s
+            assert lx.boilerplate_matches(st.low) == [(m.group(0), m.group("strong") is not None)
+                                                      for m in lx.BOILERPLATE_RE.finditer(st.low)], s
+    # a match as long as allowed, on either side of its non-ASCII character
+    import re
+
+    from uimdata.detectors.codepoints import CodePoints
+
+    rx = re.compile("\u00e9[a-z]{6}|[a-z]{6}\u00e9")
+    for s in ("x" * 9 + "\u00e9abcdefg" + "\u00e9" * 3, "abcdef\u00e9zz", "\u00e9" * 8 + " " + "\u00e9abcdef"):
+        assert CodePoints.of(s).search_nonascii(rx, 7).span() == rx.search(s).span(), s
+    # a batch answers like its texts one by one (the same text twice included)
+    batch = texts + texts[:5] + [None, "", "  "]
+    assert check_texts(batch, CorruptedThresholds()) == [check_text(t, CorruptedThresholds()) for t in batch]
+    assert repr(ratios_many(batch, LowQualityThresholds(min_words=5))) == repr(
+        [ratios(t, LowQualityThresholds(min_words=5)) for t in batch])
+    pairs = [(t, t.split()) for t in batch if t]
+    assert repr(repetition_stats_many(pairs)) == repr([repetition_stats(s, w) for s, w in pairs])
+
+
+def test_score_maps_put_the_threshold_on_half():
+    from uimdata.detectors.scoring import above, below
+
+    for t in (0.1, 1.0, 40.0):
+        assert above(t, t) == 0.5 == below(t, t)
+        assert above(0.5 * t, t) > 0.5 > above(2 * t, t)
+        assert below(2 * t, t) > 0.5 > below(0.5 * t, t)
+
+
 def test_score_orders_severity(det):
     # more damage, lower score
     one = det.check("one \ufffd here and fine otherwise")[1]
@@ -418,15 +494,12 @@ def test_synth_corruptions_are_caught(det):
         assert flagged.mean() >= recall_floor.get(kind, 0.95), (kind, flagged.mean())
 
 
-def test_throughput_50k_short_texts(det):
+def test_50k_short_texts_in_one_batch(det):
     rng = random.Random(2)
     pool = CLEAN[:-1] + [t for rule in PLANTED for t in PLANTED[rule] if t is not None]
     texts = [f"{rng.choice(pool)} {i}" if i % 3 else rng.choice(pool) for i in range(50_000)]
     batch = pa.table({"id": pa.array(range(len(texts))), "text": pa.array(texts)})
-    t0 = time.perf_counter()
     out = det.process(batch)
-    dt = time.perf_counter() - t0
-    print(f"\ncorrupted: 50,000 short texts in {dt:.2f}s ({len(texts) / dt:,.0f} texts/s, one core)")
     assert out.num_rows == len(texts)
 
 

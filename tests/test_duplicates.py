@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import polars as pl
 
 from tests.conftest import CLEAN, random_embeddings
-from uimdata.detectors.near_duplicate import content_edits
-from uimdata.executors.local import LocalExecutor
-from uimdata.scan import ScanConfig, scan
+from uimdata.context import ScanContext
+from uimdata.detectors.exact_duplicate import ExactDuplicateDetector
+from uimdata.detectors.near_duplicate import NearDuplicateDetector, content_edits
 
 
-def run(tmp_path, texts: list[str], emb: np.ndarray, **opts) -> pl.DataFrame:
-    corpus = tmp_path / "c.parquet"
-    pl.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts,
-                  "embedding": emb.tolist()}).write_parquet(corpus)
-    scan(ScanConfig(corpus=str(corpus), out=str(tmp_path / "run"), k=5, **opts), LocalExecutor(progress=False))
-    return duckdb.connect(str(tmp_path / "run" / "uim.duckdb"), read_only=True).sql(
-        "SELECT * FROM flags ORDER BY id").pl()
+def run(tmp_path, texts: list[str], emb: np.ndarray) -> pl.DataFrame:  # noqa: ARG001
+    """The two duplicate detectors' flags columns (ordered by id) on a context built in memory: the rows a
+    scan with k = 5 would see, without running one."""
+    ctx = ScanContext.from_arrays([f"r{i}" for i in range(len(texts))], texts, emb, k=5)
+    exact, near = (pl.from_arrow(d.detect(ctx).table) for d in (ExactDuplicateDetector(), NearDuplicateDetector()))
+    return exact.join(near, on="id").sort("id")
 
 
 def test_exact_duplicates_keep_first_occurrence(tmp_path):

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from tests.conftest import POISONED_CONCEPT, WRONG, make_world
 from uimdata.cli import app
 from uimdata.errors import UimError
-from uimdata.link import LinkConfig, link, wilson
+from uimdata.link import LinkConfig, link
+from uimdata.stats import wilson
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +130,7 @@ def test_wilson_interval():
 
 
 def test_regions_of_one_concept_split_by_the_graph_are_merged():
-    from uimdata.link import BiasRegion, merge_regions
+    from uimdata.link.bias import BiasRegion, merge_regions
 
     cluster = np.array([0] * 10 + [1] * 10 + [2] * 10)
 
@@ -141,3 +142,28 @@ def test_regions_of_one_concept_split_by_the_graph_are_merged():
     assert sorted(len(r.rows) for r in merged) == [3, 6, 12]  # 0-11 merged (shared cluster 0)
     big = next(r for r in merged if len(r.rows) == 12)
     assert big.support == 20 and big.given_in_support == 2 and big.p_value < 1e-4
+
+
+def test_neighbour_arithmetic_leaves_missing_neighbours_out():
+    from uimdata.knn import (
+        class_votes,
+        neighbour_mean,
+        neighbour_share,
+        neighbour_values,
+        vote_weights,
+        weighted_vote,
+    )
+
+    rows = np.array([[1, 2, -1], [0, -1, -1], [-1, -1, -1]])
+    cos = np.array([[0.9, 0.5, -1.0], [0.8, -1.0, -1.0], [-1.0, -1.0, -1.0]], np.float32)
+    # density: the mean cosine over the neighbours that exist (a row without any gets `empty`)
+    assert np.allclose(neighbour_mean(rows, cos, empty=1.0), [0.7, 0.8, 1.0])
+    assert neighbour_mean(np.zeros((2, 0), np.int64), np.zeros((2, 0), np.float32)).tolist() == [0.0, 0.0]
+    w = np.ones(rows.shape)
+    member = np.array([False, True, False])
+    assert np.allclose(neighbour_share(rows, w, member), [0.5, 0.0, 0.0])
+    codes = neighbour_values(rows, np.array([2, 0, 1]))
+    assert codes.tolist() == [[0, 1, -1], [2, -1, -1], [-1, -1, -1]]
+    assert weighted_vote(codes, np.array([[1.0, 2.0, 9.0], [1.0, 9.0, 9.0], [9.0, 9.0, 9.0]])).tolist() == [1, 2, -1]
+    votes = class_votes(codes, vote_weights(cos, codes >= 0), 3)
+    assert np.allclose(votes.sum(axis=1), [1, 1, 0]) and votes[0, 0] > votes[0, 1]

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from tests.conftest import CLEAN
 from tests.test_bad_input import one_line_error
 from uimdata.cli import app
-from uimdata.link import wilson
 from uimdata.rundir import RunDir
+from uimdata.stats import wilson
 from uimdata.store import connect
 
 runner = CliRunner()

@@ -97,7 +97,7 @@ def test_ray_tasks_assign_kmeans_clusters(ray_executor):
     """k-means trained on a sample, every row assigned in shards: Ray tasks give the local answer."""
     import numpy as np
 
-    from uimdata.detectors.long_tail import kmeans_assign
+    from uimdata.stages.kmeans import kmeans_assign
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(4000, 16)).astype(np.float32)

@@ -3,7 +3,10 @@ hostile corpus text shown literally) and section by section on fake `uim link` /
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -199,6 +202,34 @@ def test_optional_sections_come_from_link_and_probe_tables(scanned, linked, tmp_
     con.close()
     html = render_report(RunDir(broken))
     assert "table probe_results has no column metric, ci_lo, ci_hi" in html
+
+
+def chart_text(html: str, alt: str) -> str:
+    """The SVG source of the chart with this alt text (charts keep their text as text)."""
+    m = re.search(r'<img src="data:image/svg\+xml;base64,([^"]+)" alt="' + re.escape(alt) + '"', html)
+    assert m, f"no chart {alt!r}"
+    return base64.b64decode(m.group(1)).decode()
+
+
+def test_rare_cluster_line_is_at_the_threshold_the_scan_used(scanned, tmp_path):
+    """The cluster chart draws its line at the ``cluster_ratio`` of the run's long_tail summary, not at a
+    default copied into the report; a run whose summary lacks it gets no line (the report never guesses)."""
+    con = duckdb.connect(str(scanned / "uim.duckdb"), read_only=True)
+    summary = json.loads(con.execute("SELECT summary::VARCHAR FROM detectors WHERE issue = 'long_tail'").fetchone()[0])
+    con.close()
+    assert summary["cluster_ratio"] == 0.25 and summary["class_ratio"] == 0.25
+    assert "rare below 0.25 × the median cluster size" in chart_text(render_report(RunDir(scanned)),
+                                                                     "bar chart of cluster sizes")
+
+    scan(ScanConfig(corpus=str(scanned.parent / "corpus.parquet"), out=str(tmp_path / "run"), detectors=("long_tail",),
+                    detector_options={"long_tail": {"cluster_ratio": 0.6}}), LocalExecutor(progress=False))
+    svg = chart_text(render_report(RunDir(tmp_path / "run")), "bar chart of cluster sizes")
+    assert "rare below 0.6 × the median cluster size" in svg and "rare below 0.25" not in svg
+
+    con = duckdb.connect(str(tmp_path / "run" / "uim.duckdb"))
+    con.execute("UPDATE detectors SET summary = json_object('n_clusters', 3) WHERE issue = 'long_tail'")
+    con.close()
+    assert "rare below" not in chart_text(render_report(RunDir(tmp_path / "run")), "bar chart of cluster sizes")
 
 
 def test_report_of_an_unlabelled_run_with_few_detectors(tmp_path, clean_df):

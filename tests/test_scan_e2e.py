@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import clean_frame, shared_cache_dir
 from uimdata.cli import app
 
 runner = CliRunner()
@@ -40,12 +41,16 @@ def planted(clean_df: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([clean_df, pl.DataFrame(extra)])
 
 
-@pytest.fixture
-def scanned(tmp_path, clean_df):
-    corpus = tmp_path / "corpus.jsonl"
-    planted(clean_df).write_ndjson(corpus)
-    out = tmp_path / "run"
-    res = runner.invoke(app, ["scan", str(corpus), "-o", str(out), "--k", "5"])
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory):
+    """One scan of the planted corpus for the module; the tests that use it only read the run."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    corpus = tmp / "corpus.jsonl"
+    planted(clean_frame()).write_ndjson(corpus)
+    out = tmp / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UIM_CACHE_DIR", shared_cache_dir(tmp_path_factory))
+        res = runner.invoke(app, ["scan", str(corpus), "-o", str(out), "--k", "5"])
     assert res.exit_code == 0, res.output
     return out, res.output
 

@@ -11,8 +11,9 @@ import pytest
 from tests.conftest import POISONED_CONCEPT, _space, make_world
 from uimdata.curate import decide
 from uimdata.link import LinkConfig, link
-from uimdata.probe import class_table, mcnemar_worse, probe, rarest_classes
+from uimdata.probe import class_table, probe, rarest_classes
 from uimdata.rundir import RunDir
+from uimdata.stats import mcnemar_worse
 from uimdata.synth.labels import plant_label_noise
 
 RARE = ("class_6", "class_7")

@@ -1,4 +1,9 @@
-"""``uim``: the command line (typer + rich)."""
+"""``uim``: the command line (typer + rich), a thin layer over the Python API.
+
+Each command turns its arguments into a call of :mod:`uimdata.api` (``scan``, a ``Run`` method, or
+:mod:`uimdata.api.commands` where it needs the pipeline's whole result), or of :func:`uimdata.store.query`
+for ``uim query``, then formats the result for the terminal: tables, one ``error:`` line and exit
+status 2 for anything a user got wrong."""
 
 from __future__ import annotations
 
@@ -15,7 +20,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from uimdata.device import check_device
 from uimdata.display import literal, printable, printable_json
 from uimdata.errors import UimError
 
@@ -110,36 +114,25 @@ def scan(
                                  "longer than the model's, pooled, when over 2 percent of rows would be cut)"),
 ) -> None:
     """Scan CORPUS: embed, build the kNN graph, run the detectors, write RUN/uim.duckdb."""
-    from uimdata.scan import DEFAULT_DETECTORS, ScanConfig
-    from uimdata.scan import scan as run_scan
+    from uimdata.api import scan as api_scan
 
-    if label_model not in ("ensemble", "logreg", "knn"):
-        _fail(UimError("--label-model", expected="ensemble, logreg or knn", got=repr(label_model)))
-    if embedding_dtype not in ("float32", "float16"):
-        _fail(UimError("--embedding-dtype", expected="float32 or float16", got=repr(embedding_dtype)))
-    if index not in ("auto", "hnsw", "ivf", "ivfpq"):
-        _fail(UimError("--index", expected="auto, hnsw, ivf or ivfpq", got=repr(index)))
-    if encoding_errors not in ("strict", "replace"):
-        _fail(UimError("--encoding-errors", expected="strict or replace", got=repr(encoding_errors)))
-    if chunking not in ("auto", "none"):
-        _fail(UimError("--chunking", expected="auto or none", got=repr(chunking)))
-    cfg = ScanConfig(corpus=str(corpus), out=str(out_dir), model=model, text_col=text_col, label_col=label_col,
-                     id_col=id_col, embedding_col=embedding_col, k=k, exact_max=exact_max, device=device,
-                     encoding_errors=encoding_errors,
-                     detectors=tuple(d.strip() for d in detectors.split(",")) if detectors else DEFAULT_DETECTORS,
-                     cache_dir=str(cache_dir) if cache_dir else None, label_model=label_model,
-                     reference=str(reference) if reference else None, engine=engine, address=address,
-                     embed_batch_rows=embed_batch_rows, index=index, embedding_dtype=embedding_dtype,
-                     keep_cols=_names(keep_cols), drop_cols=_names(drop_cols),
-                     group_cols=None if not group_col else [g for g in group_col if g], chunking=chunking)
     with _errors():
-        res = run_scan(cfg)
-    n = res.summary[0]["n_rows"] if res.summary else 0
-    rows = [(s["issue"], s["n_flagged"], f"{100 * s['n_flagged'] / max(n, 1):.1f}%") for s in res.summary]
-    out.print(_table(f"{n:,} rows scanned -> {res.run.path}", ["issue", "flagged", "%"], rows))
-    for name, why in res.skipped.items():
+        run = api_scan(corpus, out_dir, text=text_col, label=label_col, id=id_col, embedding=embedding_col,
+                       progress=None, model=model, k=k, exact_max=exact_max, device=device,
+                       encoding_errors=encoding_errors,
+                       detectors=tuple(d.strip() for d in detectors.split(",")) if detectors else None,
+                       cache_dir=cache_dir, label_model=label_model, reference=reference, engine=engine,
+                       address=address, embed_batch_rows=embed_batch_rows, index=index,
+                       embedding_dtype=embedding_dtype, keep_cols=_names(keep_cols), drop_cols=_names(drop_cols),
+                       group_cols=None if not group_col else [g for g in group_col if g], chunking=chunking)
+    meta = run.meta
+    summ, skipped = meta["summary"], meta.get("skipped") or {}
+    n = summ[0]["n_rows"] if summ else 0
+    rows = [(s["issue"], s["n_flagged"], f"{100 * s['n_flagged'] / max(n, 1):.1f}%") for s in summ]
+    out.print(_table(f"{n:,} rows scanned -> {run.path}", ["issue", "flagged", "%"], rows))
+    for name, why in skipped.items():
         _say(f"{name}: skipped, {why}", "dim")
-    _say(f"query it: uim query {res.run.path} \"SELECT * FROM issues LIMIT 10\"")
+    _say(f"query it: uim query {run.path} \"SELECT * FROM issues LIMIT 10\"")
 
 
 @app.command()
@@ -153,32 +146,15 @@ def query(
                                      "the run (read_parquet, COPY ... TO, ATTACH); off by default"),
 ) -> None:
     """Run SQL against RUN/uim.duckdb (read-only; no file or network access unless --allow-files)."""
-    import duckdb
-
     from uimdata.rundir import RunDir
-    from uimdata.store import connect
+    from uimdata.store import query as run_query
 
     if format not in ("table", "csv", "json", "parquet"):
         _fail(UimError("--format", expected="table, csv, json or parquet", got=repr(format)))
     if format == "parquet" and output is None:
         _fail(UimError("--format parquet needs a file", expected="-o FILE", got="no -o"))
-    try:
-        with _errors():
-            con = connect(RunDir(run), allow_files=allow_files)
-        try:
-            rel = con.sql(sql)
-            if rel is None:
-                _fail(UimError("query returned no rows", expected="a SELECT", got=sql[:60]))
-            df = rel.pl()
-        finally:
-            con.close()
-    except duckdb.PermissionException as e:
-        _fail(UimError(f"query failed: {str(e).splitlines()[0]}", expected="SQL over the run's tables",
-                       hint="pass --allow-files to let this query read or write files outside the run"))
-    except duckdb.Error as e:
-        _fail(UimError(f"query failed: {str(e).splitlines()[0]}", hint="tables: samples, neighbors, flags, "
-                       "detectors; views: issues, issue_scores, issue_summary"))
-    with _errors():
+    with _errors():  # the query Run.sql runs; its hint names the switch as this command spells it
+        df = run_query(RunDir(run), sql, allow_files=allow_files, files_flag="--allow-files")
         _write_frame(df, format, output, limit)
 
 
@@ -219,6 +195,7 @@ def summary(
     examples: int = typer.Option(3, help="worst examples shown per issue"),
 ) -> None:
     """Print the issue summary and the worst examples of each issue."""
+    from uimdata.detectors import REGISTRY
     from uimdata.rundir import RunDir
     from uimdata.store import connect, load_sql
 
@@ -230,20 +207,8 @@ def summary(
         info = json.loads(summ_json)
         if info.get("skipped"):
             _say(f"{issue}: skipped, {info['skipped']}", "dim")
-        elif issue == "long_tail":
-            _say(f"long tail: tail classes {info.get('tail_classes')} ({info.get('tail_rule')}); "
-                 f"{len(info.get('rare_clusters', []))} rare clusters of {info.get('n_clusters')}")
-        elif issue == "label":
-            rate = info.get("estimated_noise_rate")
-            if rate is not None and info.get("noise_rate_interval"):
-                lo, hi = info["noise_rate_interval"]
-                out.print(f"label: estimated noise rate {rate:.1%} (95 % interval {lo:.1%}-{hi:.1%}; "
-                          f"{info.get('label_model')} out-of-fold probabilities)")
-            else:
-                flagged = (f"{info['flagged_rate']:.1%} of labelled rows flagged; "
-                           if info.get("flagged_rate") is not None else "")
-                out.print(f"label: {flagged}noise rate not estimated "
-                          f"(the confident joint of a weak model is not a noise rate)")
+        elif issue in REGISTRY and (line := REGISTRY[issue].summary_line(info)):  # the detector's own line
+            _say(line)
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     if "label_noise_matrix" in tables:
         noise = con.execute("SELECT given_label, suggested_label, count, fraction_of_given "
@@ -275,10 +240,10 @@ def report(
     examples: int = typer.Option(10, min=1, help="worst examples shown per issue"),
 ) -> None:
     """Write one self-contained HTML report of RUN (opens offline) and print its path."""
-    from uimdata.report import write_report
+    from uimdata.api import Run
 
     with _errors():
-        path = write_report(run, output, examples=examples)
+        path = Run(run).report(output, examples=examples)
     _say(str(path))
 
 
@@ -302,16 +267,14 @@ def link(
     cache_dir: Path | None = typer.Option(None, help="embedding cache (default ~/.cache/uimdata)"),
 ) -> None:
     """Link a downstream model's errors to the pre-training slices and issues that explain them."""
-    from uimdata.link import LinkConfig
-    from uimdata.link import link as run_link
+    from uimdata.api import Run
+    from uimdata.api.commands import link as api_link
 
-    cfg = LinkConfig(run=str(run), downstream=str(downstream), k=k, slice_cols=tuple(slice_col),
-                     text_col=text_col, label_col=label_col, prediction_col=prediction_col,
-                     correct_col=correct_col, loss_col=loss_col, id_col=id_col, embedding_col=embedding_col,
-                     min_down=min_down, device=device, cache_dir=str(cache_dir) if cache_dir else None)
     with _errors():
-        check_device(device)
-        res = run_link(cfg)
+        res = api_link(Run(run), downstream, progress=None, k=k, slice_cols=tuple(slice_col), text_col=text_col,
+                       label_col=label_col, prediction_col=prediction_col, correct_col=correct_col,
+                       loss_col=loss_col, id_col=id_col, embedding_col=embedding_col, min_down=min_down,
+                       device=device, cache_dir=cache_dir)
     for warning in res.warnings:
         err.print(Text.assemble(("warning:", "bold yellow"), " ", literal(warning)), highlight=False,
                   soft_wrap=True)
@@ -342,10 +305,11 @@ def curate(
     upsample: bool = typer.Option(False, help="repeat reweighted rows round(weight) times instead of a weight"),
 ) -> None:
     """Export a curated training set: every row kept, dropped, relabelled or reweighted, with its reason."""
-    from uimdata.curate import curate as run_curate
+    from uimdata.api import Run
+    from uimdata.api.commands import curate as api_curate
 
     with _errors():
-        cur, target = run_curate(str(run), str(out_dir), policy, format, upsample)
+        cur, target = api_curate(Run(run), policy, out_dir, format=format, upsample=upsample)
     counts = cur.counts or {}
     n = sum(counts.values())
     rows = [(a, counts.get(a, 0), f"{100 * counts.get(a, 0) / max(n, 1):.1f}%")
@@ -372,21 +336,21 @@ def probe(
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ) -> None:
     """Train the same linear probe on the raw corpus and on each curated variant; compare on DOWNSTREAM."""
-    from uimdata.probe import probe as run_probe
+    from uimdata.api import Run
+    from uimdata.api.commands import probe as api_probe
+    from uimdata.probe import METRICS
 
-    with _errors():
-        check_device(device)
-        res = run_probe(str(run), str(downstream), tuple(policy) or ("conservative", "default", "aggressive"),
-                        allow_leak=allow_leak, label_col=label_col, text_col=text_col, embedding_col=embedding_col,
-                        top_slices=top_slices, device=device)
+    with _errors():  # no --policy: the default policies
+        res = api_probe(Run(run), downstream, tuple(policy), progress=None, allow_leak=allow_leak,
+                        label_col=label_col, text_col=text_col, embedding_col=embedding_col, top_slices=top_slices,
+                        device=device)
     for warning in res.warnings:
         err.print(Text.assemble(("warning:", "bold yellow"), " ", literal(warning)), highlight=False,
                   soft_wrap=True)
     _say(f"linked on: {res.link_source or '(no uim link run)'}; evaluated on: {res.eval_source} "
          f"({res.n_eval:,} labelled rows, {res.overlap} shared with the link split)")
     r = res.results
-    metrics = [m for m in ("accuracy", "macro_accuracy", "tail_accuracy", "tail10_accuracy", "slice_accuracy")
-               if m in r["metric"]]
+    metrics = [m for m in METRICS if m in r["metric"]]
     rows = []
     for pol in r["policy"].unique(maintain_order=True):
         sub = r.filter(r["policy"] == pol)

@@ -5,17 +5,15 @@ embedding, id, true label, and the model's outcome: ``correct``, ``prediction`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from uimdata.errors import UimError
-
-if TYPE_CHECKING:
-    from uimdata.link import LinkConfig
+from uimdata.stages.embed import normalize_rows
 
 PREDICTION_CANDIDATES = ("prediction", "predicted", "pred", "predicted_label", "prediction_label")
 CORRECT_CANDIDATES = ("correct", "is_correct")
@@ -42,7 +40,31 @@ class Downstream:
     columns: dict[str, str | None]
 
 
-def read_downstream(cfg: LinkConfig, meta: dict[str, Any], dim: int | None = None,
+@dataclass
+class DownstreamSpec:
+    """Where the downstream set is and how to read it: its columns (None = auto-detect, "" = none), the
+    ``--slice-col`` columns it must have, and how to embed its text."""
+
+    downstream: str
+    text_col: str | None = None
+    label_col: str | None = None
+    prediction_col: str | None = None
+    correct_col: str | None = None
+    loss_col: str | None = None
+    id_col: str | None = None
+    embedding_col: str | None = None
+    slice_cols: tuple[str, ...] = ()
+    device: str = "auto"
+    cache_dir: str | None = None
+    encoding_errors: str = "strict"
+
+    @classmethod
+    def of(cls, options: Any, **changes: Any) -> DownstreamSpec:
+        """The spec from any object with these attributes (e.g. ``uim link``'s config), ``changes`` applied."""
+        return cls(**({f.name: getattr(options, f.name) for f in fields(cls)} | changes))
+
+
+def read_downstream(cfg: DownstreamSpec, meta: dict[str, Any], dim: int | None = None,
                     need_outcome: bool = True) -> Downstream:
     from uimdata.readers import ROW_COL, read_batches
     from uimdata.stages.ingest import EMBEDDING_CANDIDATES, ID_CANDIDATES, LABEL_CANDIDATES, TEXT_CANDIDATES
@@ -70,7 +92,38 @@ def read_downstream(cfg: LinkConfig, meta: dict[str, Any], dim: int | None = Non
     if cols["text"] is None and cols["embedding"] is None:
         raise UimError(f"{source}: no text or embedding column", expected="a 'text' or 'embedding' column",
                        got=", ".join(names), hint="name it with --text-col or --embedding-col")
-    # the outcome: correct > prediction vs label > loss
+    outcome, error = _outcome(df, cols, source, names, need_outcome)
+    ids = (df[cols["id"]].cast(pl.Utf8) if cols["id"] else pl.Series([f"d{i}" for i in range(df.height)]))
+    if ids.null_count():
+        raise UimError(f"{source}: null id at row {int(ids.is_null().arg_max())}", expected="an id on every row",
+                       got="null", hint="--id-col '' derives ids from the row position")
+    if ids.n_unique() != ids.len():
+        dup = ids.filter(ids.is_duplicated())[0]
+        raise UimError(f"{source}: duplicate id {dup!r}", expected="unique ids", got="repeated",
+                       hint="--id-col '' derives ids from the row position")
+    out = {"down_id": ids}
+    if cols["text"]:
+        out["text"] = df[cols["text"]].cast(pl.Utf8).fill_null("")
+    if cols["label"]:
+        out["label"] = df[cols["label"]].cast(pl.Utf8)
+    if cols["prediction"]:
+        out["prediction"] = df[cols["prediction"]].cast(pl.Utf8)
+    if cols["correct"]:
+        out["correct"] = (1 - error).cast(pl.Boolean)
+    if cols["loss"]:
+        out["loss"] = df[cols["loss"]].cast(pl.Float64)
+    out["error"] = error
+    for c in cfg.slice_cols:
+        out[f"slice_{c}"] = df[c].cast(pl.Utf8)
+    emb = _downstream_embeddings(cfg, df, cols, meta, dim)
+    out["content_key"] = content_keys(out.get("text"), emb)
+    return Downstream(pl.DataFrame(out), emb, outcome, cols)
+
+
+def _outcome(df: pl.DataFrame, cols: dict[str, str | None], source: str, names: list[str],
+             need_outcome: bool) -> tuple[str, pl.Series]:
+    """The model's outcome ("correct" > "prediction" vs label > "loss", or "none") and the per-row error
+    it gives (1.0 = wrong; the loss itself for a loss; null = unknown)."""
     if cols["correct"] is not None:
         outcome = "correct"
         c = df[cols["correct"]]
@@ -100,31 +153,7 @@ def read_downstream(cfg: LinkConfig, meta: dict[str, Any], dim: int | None = Non
     if need_outcome and error.drop_nulls().len() == 0:
         raise UimError(f"{source}: no row has a known outcome", expected="non-null outcome values",
                        got="all null")
-    ids = (df[cols["id"]].cast(pl.Utf8) if cols["id"] else pl.Series([f"d{i}" for i in range(df.height)]))
-    if ids.null_count():
-        raise UimError(f"{source}: null id at row {int(ids.is_null().arg_max())}", expected="an id on every row",
-                       got="null", hint="--id-col '' derives ids from the row position")
-    if ids.n_unique() != ids.len():
-        dup = ids.filter(ids.is_duplicated())[0]
-        raise UimError(f"{source}: duplicate id {dup!r}", expected="unique ids", got="repeated",
-                       hint="--id-col '' derives ids from the row position")
-    out = {"down_id": ids}
-    if cols["text"]:
-        out["text"] = df[cols["text"]].cast(pl.Utf8).fill_null("")
-    if cols["label"]:
-        out["label"] = df[cols["label"]].cast(pl.Utf8)
-    if cols["prediction"]:
-        out["prediction"] = df[cols["prediction"]].cast(pl.Utf8)
-    if cols["correct"]:
-        out["correct"] = (1 - error).cast(pl.Boolean)
-    if cols["loss"]:
-        out["loss"] = df[cols["loss"]].cast(pl.Float64)
-    out["error"] = error
-    for c in cfg.slice_cols:
-        out[f"slice_{c}"] = df[c].cast(pl.Utf8)
-    emb = _downstream_embeddings(cfg, df, cols, meta, dim)
-    out["content_key"] = content_keys(out.get("text"), emb)
-    return Downstream(pl.DataFrame(out), emb, outcome, cols)
+    return outcome, error
 
 
 def content_keys(texts: pl.Series | None, emb: np.ndarray) -> pl.Series:
@@ -140,7 +169,7 @@ def content_keys(texts: pl.Series | None, emb: np.ndarray) -> pl.Series:
     return pl.Series("content_key", [hashlib.blake2b(r.tobytes(), digest_size=8).hexdigest() for r in half], pl.Utf8)
 
 
-def _downstream_embeddings(cfg: LinkConfig, df: pl.DataFrame, cols: dict, meta: dict,
+def _downstream_embeddings(cfg: DownstreamSpec, df: pl.DataFrame, cols: dict, meta: dict,
                            dim: int | None) -> np.ndarray:
     model = str(meta.get("embedding", {}).get("model", ""))
     if cols["embedding"]:
@@ -162,14 +191,11 @@ def _downstream_embeddings(cfg: LinkConfig, df: pl.DataFrame, cols: dict, meta: 
                                     "precomputed embedding column)", got="text only",
                            hint="add an 'embedding' column, or name it with --embedding-col")
         from uimdata.executors.local import LocalExecutor
-        from uimdata.scan import ScanConfig, _embed
+        from uimdata.stages.embed import EmbedStage, embed_texts
 
-        scan_cfg = ScanConfig(corpus=cfg.downstream, out=cfg.run, model=model, device=cfg.device,
-                              cache_dir=cfg.cache_dir)
-        emb, _ = _embed(scan_cfg, pa.table({"text": df[cols["text"]].cast(pl.Utf8).fill_null("").to_arrow()}),
-                        LocalExecutor())
-    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    emb = emb / np.where(norms == 0, 1, norms)
+        emb, _ = embed_texts(EmbedStage(model, cfg.device, chunking="auto"),
+                             df[cols["text"]].cast(pl.Utf8).fill_null("").to_list(), LocalExecutor(), cfg.cache_dir)
+    emb = normalize_rows(emb)
     if dim is not None and emb.shape[1] != dim:
         raise UimError(f"{cfg.downstream}: embeddings have dimension {emb.shape[1]}",
                        expected=f"the run's dimension {dim}", got=str(emb.shape[1]),

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from uimdata.unionfind import pair_groups
+
 
 @dataclass
 class PRF:
@@ -37,25 +39,10 @@ def set_prf(flagged: set[str], truth: set[str]) -> PRF:
     return PRF.of(tp, len(flagged), tp, len(truth))
 
 
-def _groups(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in pairs:
-        parent[find(a)] = find(b)
-    return {x: find(x) for x in parent}
-
-
 def pair_prf(flagged_to_kept: dict[str, str], cluster_of: dict[str, object],
              truth_pairs: list[tuple[str, str]]) -> PRF:
     """``flagged_to_kept``: flagged row -> the member it duplicates; ``cluster_of``: row -> cluster."""
-    group = _groups(truth_pairs)
+    group = pair_groups(truth_pairs)
     tp_p = sum(1 for f, k in flagged_to_kept.items() if f in group and group[f] == group.get(k))
     tp_r = sum(1 for c, s in truth_pairs
                if cluster_of.get(c) is not None and cluster_of.get(c) == cluster_of.get(s))

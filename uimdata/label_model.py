@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from uimdata.knn import TEMPERATURE, class_votes, neighbour_values, vote_weights
+
 METHODS = ("logreg", "knn", "ensemble")
 
 
@@ -142,26 +144,16 @@ def logreg_oof(x: np.ndarray, y: np.ndarray, n_classes: int, folds: int = 5, l2:
     return out
 
 
-def cosine_weights(cos: np.ndarray, temperature: float = 0.05) -> np.ndarray:
-    """How much a neighbour at cosine ``cos`` counts: exp((cos - 1) / temperature), 1 for an identical
-    vector; shared by the kNN label vote and the links between downstream and pre-training rows."""
-    return np.exp((cos - 1.0) / temperature)
-
-
 def knn_probs(neighbors: np.ndarray, cos: np.ndarray, y: np.ndarray, n_classes: int,
-              temperature: float = 0.05, prior_weight: float = 0.5) -> np.ndarray:
+              temperature: float = TEMPERATURE, prior_weight: float = 0.5) -> np.ndarray:
     """Soft votes of each row's neighbours (rows with y < 0 do not vote), smoothed by the class prior."""
     n, k = neighbors.shape
     prior = np.bincount(y[y >= 0], minlength=n_classes).astype(np.float64)
     prior /= max(prior.sum(), 1)
     out = np.tile(prior * prior_weight, (n, 1))
     if k:
-        valid = neighbors >= 0
-        ny = np.where(valid, y[np.clip(neighbors, 0, None)], -1)
-        w = np.where(valid & (ny >= 0), cosine_weights(cos, temperature), 0.0)
-        rows = np.repeat(np.arange(n), k)
-        np.add.at(out, (rows[ny.reshape(-1) >= 0], ny.reshape(-1)[ny.reshape(-1) >= 0]),
-                  (w / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)).reshape(-1)[ny.reshape(-1) >= 0])
+        ny = neighbour_values(neighbors, y)
+        class_votes(ny, vote_weights(cos, ny >= 0, temperature), n_classes, out=out)
     return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
 
 

@@ -13,8 +13,10 @@ import functools
 
 import pyarrow as pa
 
-#: characters of a text the identifier reads (0.7 ms a text at this length on this machine's CPU)
-MAX_CHARS = 2000
+#: characters of a text the identifier reads: its cost is linear in them, and on long documents the
+#: first 1,000 characters give the same language as the first 2,000 for 99.9 % of rows
+#: (docs/corpora.md#languages)
+MAX_CHARS = 1000
 
 
 @functools.lru_cache(maxsize=1)

@@ -29,13 +29,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from uimdata.downstream import label_overlap, read_downstream
+from uimdata.downstream import DownstreamSpec, label_overlap, read_downstream
 from uimdata.errors import UimError
-from uimdata.label_model import cosine_weights
-from uimdata.link import LinkConfig, wilson
-from uimdata.rundir import RunDir, atomic_write_parquet
-from uimdata.store import build_db, read_detectors
+from uimdata.knn import cosine_weights, neighbour_share
+from uimdata.rundir import RunDir
+from uimdata.stats import bh_qvalues, mcnemar_worse, wilson
+from uimdata.store import publish, read_detectors, table_path
 
+#: the metrics ``probe`` reports, in the order `uim probe` and the report list them
 METRICS = ("accuracy", "macro_accuracy", "tail_accuracy", "tail10_accuracy", "slice_accuracy")
 #: the rarest classes of the corpus that ``tail10_accuracy`` covers
 TAIL_N = 10
@@ -105,27 +106,6 @@ def rarest_classes(labels: list, n: int = TAIL_N) -> list[str]:
     return vc.sort(["count", "label"])["label"].head(n).to_list()
 
 
-def mcnemar_worse(raw_ok: np.ndarray, ok: np.ndarray) -> float:
-    """One-sided exact McNemar p-value that ``ok`` is worse than ``raw_ok`` on the same rows."""
-    from scipy.stats import binom
-
-    b = int((raw_ok & ~ok).sum())   # raw right, curated wrong
-    c = int((~raw_ok & ok).sum())
-    return float(binom.sf(b - 1, b + c, 0.5)) if b + c else 1.0
-
-
-def _bh(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values."""
-    if len(p) == 0:
-        return p
-    order = np.argsort(p)
-    ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
-    q = np.minimum.accumulate(ranked[::-1])[::-1]
-    out = np.empty_like(q)
-    out[order] = np.minimum(q, 1.0)
-    return out
-
-
 def class_table(y_true: np.ndarray, preds: dict[str, np.ndarray], train_counts: dict[str, dict[str, int]],
                 tail: list[str], fdr: float = HURT_FDR) -> pl.DataFrame:
     """The probe_classes table: per variant and true class, accuracy [Wilson CI], raw accuracy, the change,
@@ -148,7 +128,7 @@ def class_table(y_true: np.ndarray, preds: dict[str, np.ndarray], train_counts: 
                          "accuracy": k / n, "ci_lo": float(lo[0]), "ci_hi": float(hi[0]),
                          "raw_accuracy": raw_acc, "delta": None if raw_acc is None else k / n - raw_acc,
                          "p_value": p, "is_tail10": c in tail})
-        q = _bh(np.array([r["p_value"] for r in rows]))
+        q = bh_qvalues(np.array([r["p_value"] for r in rows]))
         for r, qv in zip(rows, q):
             r["q_value"] = float(qv)
             r["hurt"] = bool(name != "raw" and qv < fdr and (r["delta"] or 0) < 0)
@@ -169,8 +149,8 @@ def _tail_classes(run: RunDir) -> list[str]:
 
 def _slice_rows(run: RunDir, top: int) -> tuple[set[str], list[str]]:
     """Pre-training ids of the top ``top`` ranked slices of ``uim link`` (empty without a link)."""
-    path = run.path / "tables" / "slices.parquet"
-    rows = run.path / "tables" / "slice_rows.parquet"
+    path = table_path(run, "slices")
+    rows = table_path(run, "slice_rows")
     if not path.exists() or not rows.exists():
         return set(), []
     ranked = pl.read_parquet(path).filter(pl.col("rank").is_not_null()).sort("rank").head(top)["slice_id"].to_list()
@@ -178,34 +158,40 @@ def _slice_rows(run: RunDir, top: int) -> tuple[set[str], list[str]]:
     return set(ids), ranked
 
 
-def probe(run_path: str, downstream: str, policies: tuple[str, ...] = ("conservative", "default", "aggressive"),
-          allow_leak: bool = False, label_col: str | None = None, text_col: str | None = None,
-          embedding_col: str | None = None, top_slices: int = 5, k: int = 10, device: str = "auto",
-          cache_dir: str | None = None, extra_variants: dict[str, pl.DataFrame] | None = None) -> ProbeResult:
-    """``extra_variants``: name -> a manifest-like frame (``id``, ``action``, ``label``, ``weight``) to
-    train on as well (benchmarks use it for Datalab's and an oracle's curation)."""
-    from uimdata.curate import decide
-    from uimdata.stages.index import cross_search
+@dataclass
+class _EvalSet:
+    """The labelled rows of the evaluation set: true labels and embeddings, plus what was read."""
 
-    t0 = time.perf_counter()
-    run = RunDir(run_path)
-    meta = run.read_meta()
+    frame: pl.DataFrame          # every row read (content_key, label, ...)
+    y_true: np.ndarray           # true label of each labelled row
+    x_eval: np.ndarray           # embedding of each labelled row
+    warnings: list[str]
+
+
+def _labelled_corpus(run: RunDir) -> tuple[pl.DataFrame, np.ndarray]:
+    """The run's samples (a labelled corpus, else an error) and its embedding matrix."""
     samples = pl.read_parquet(run.require(run.samples, "ingest"))
     if "label" not in samples.columns:
         raise UimError(f"run {run.path} has no labels", expected="a labelled corpus (probe trains a classifier)",
                        got="no label column", hint="scan with --label-col")
-    emb = run.read_embeddings()
-    cfg = LinkConfig(run=run_path, downstream=downstream, text_col=text_col, label_col=label_col,
-                     embedding_col=embedding_col, device=device, cache_dir=cache_dir)
-    down = read_downstream(cfg, meta, emb.shape[1], need_outcome=False)
+    return samples, run.read_embeddings()
+
+
+def _read_eval(spec: DownstreamSpec, meta: dict[str, Any], dim: int, corpus_labels: list) -> _EvalSet:
+    """The evaluation set, which must have true labels (the corpus's: else an error or a warning)."""
+    down = read_downstream(spec, meta, dim, need_outcome=False)
     d = down.frame
     if "label" not in d.columns:
-        raise UimError(f"{downstream}: no true label column", expected="a 'label' column to evaluate against",
+        raise UimError(f"{spec.downstream}: no true label column", expected="a 'label' column to evaluate against",
                        got=", ".join(d.columns), hint="name it with --label-col")
-    d_has = d["label"].is_not_null().to_numpy()
-    warnings = label_overlap(samples["label"].to_list(), d["label"].to_list(), downstream, refuse=True)
-    # --- leak check -------------------------------------------------------------------------------
-    link_path = run.path / "tables" / "downstream.parquet"
+    has = d["label"].is_not_null().to_numpy()
+    warnings = label_overlap(corpus_labels, d["label"].to_list(), spec.downstream, refuse=True)
+    return _EvalSet(d, np.array(d["label"].to_list(), dtype=object)[has], down.embeddings[has], warnings)
+
+
+def _check_leak(run: RunDir, d: pl.DataFrame, downstream: str, allow_leak: bool) -> tuple[int, dict[str, Any]]:
+    """Rows of the evaluation set that ``uim link`` used (refused unless ``allow_leak``), and ``link.json``."""
+    link_path = table_path(run, "downstream")
     link_meta = json.loads((run.path / "link.json").read_text()) if (run.path / "link.json").exists() else {}
     overlap = 0
     if link_path.exists():
@@ -217,26 +203,38 @@ def probe(run_path: str, downstream: str, policies: tuple[str, ...] = ("conserva
                            expected="an evaluation split disjoint from the split `uim link` relabelled from",
                            got=f"{overlap} shared rows",
                            hint="evaluate on a held-out split, or pass --allow-leak to do it anyway")
-    y_true = np.array(d["label"].to_list(), dtype=object)[d_has]
-    x_eval = down.embeddings[d_has]
-    # --- groups ------------------------------------------------------------------------------------
-    tail = set(_tail_classes(run))
-    groups = {"tail_accuracy": np.isin(y_true.astype(str), list(tail))}
+    return overlap, link_meta
+
+
+def _groups(run: RunDir, samples: pl.DataFrame, emb: np.ndarray, ev: _EvalSet, top_slices: int,
+            k: int) -> tuple[dict[str, np.ndarray], list[str], list[str]]:
+    """The evaluation rows each group metric covers (tail, tail10, slice), the ranked slices used and
+    the corpus's rarest classes."""
+    from uimdata.stages.index import cross_search
+
+    y = ev.y_true.astype(str)
+    groups = {"tail_accuracy": np.isin(y, list(set(_tail_classes(run))))}
     tail10 = rarest_classes(samples["label"].to_list())
-    groups["tail10_accuracy"] = np.isin(y_true.astype(str), tail10)
+    groups["tail10_accuracy"] = np.isin(y, tail10)
     slice_ids, ranked = _slice_rows(run, top_slices)
     if slice_ids:
-        nbr, cos = cross_search(emb, x_eval, k)
-        ids = np.array(samples["id"].to_list(), dtype=object)
-        inside = np.isin(ids[nbr], list(slice_ids))
-        w = cosine_weights(cos)
-        groups["slice_accuracy"] = (w * inside).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12) >= 0.5
-    # --- variants: each a manifest (id, action, label, optional weight) over the corpus rows ---------
+        nbr, cos = cross_search(emb, ev.x_eval, k)
+        in_slices = np.isin(np.array(samples["id"].to_list(), dtype=object), list(slice_ids))
+        groups["slice_accuracy"] = neighbour_share(nbr, cosine_weights(cos), in_slices) >= 0.5
+    return groups, ranked, tail10
+
+
+def _variants(run: RunDir, samples: pl.DataFrame, policies: tuple[str, ...],
+              extra: dict[str, pl.DataFrame] | None) -> dict[str, dict[str, Any]]:
+    """Each training set: raw, each policy's curation and ``extra``, as the rows kept, their labels and
+    weights and the action counts (from a manifest: id, action, label, optional weight)."""
+    from uimdata.curate import decide
+
     manifests = {"raw": samples.select("id", "label").with_columns(pl.lit("kept").alias("action"))}
     for name in policies:
         cur = decide(run, name)
         manifests[cur.policy_name] = cur.manifest.select("id", "action", "label", "weight")
-    manifests.update(extra_variants or {})
+    manifests.update(extra or {})
     variants: dict[str, dict[str, Any]] = {}
     for name, m in manifests.items():
         m = samples.select("id").join(m, on="id", how="left", maintain_order="left")
@@ -246,38 +244,76 @@ def probe(run_path: str, downstream: str, policies: tuple[str, ...] = ("conserva
                           "labels": m["label"].to_list(),
                           "weight": m["weight"].fill_null(1.0).to_numpy() if "weight" in m.columns else None,
                           "counts": dict(zip(counts["action"].to_list(), counts["count"].to_list()))}
-    recs = []
-    timings: dict[str, float] = {}
-    preds: dict[str, np.ndarray] = {}
-    train_counts: dict[str, dict[str, int]] = {}
+    return variants
+
+
+@dataclass
+class _Scores:
+    """What training and evaluating every variant gave."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)   # rows of probe_results
+    preds: dict[str, np.ndarray] = field(default_factory=dict)
+    train_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _train_and_score(variants: dict[str, dict[str, Any]], emb: np.ndarray, ev: _EvalSet,
+                     groups: dict[str, np.ndarray], device: str) -> _Scores:
+    """Train the probe on each variant and score it on the evaluation set."""
+    out = _Scores()
     for name, v in variants.items():
         t = time.perf_counter()
         rows = np.flatnonzero(v["keep"])
         labels = [v["labels"][i] for i in rows]
         weight = None if v["weight"] is None else v["weight"][rows]
-        pred = fit_predict(emb[rows], labels, weight, x_eval, device=device)
-        preds[name] = pred
+        pred = fit_predict(emb[rows], labels, weight, ev.x_eval, device=device)
+        out.preds[name] = pred
         cls, cnt = np.unique(np.array(labels, dtype=str), return_counts=True)
-        train_counts[name] = dict(zip(cls.tolist(), cnt.tolist()))
-        for metric, (val, lo, hi, n) in evaluate(y_true, pred, groups).items():
-            recs.append({"policy": name, "metric": metric, "value": val, "ci_lo": lo, "ci_hi": hi, "n_eval": n,
-                         "n_train": len(rows), "rows_dropped": v["counts"].get("dropped", 0),
-                         "rows_relabelled": v["counts"].get("relabelled", 0),
-                         "rows_reweighted": v["counts"].get("reweighted", 0)})
-        timings[name] = time.perf_counter() - t
-    results = pl.DataFrame(recs, schema={
+        out.train_counts[name] = dict(zip(cls.tolist(), cnt.tolist()))
+        for metric, (val, lo, hi, n) in evaluate(ev.y_true, pred, groups).items():
+            out.records.append({"policy": name, "metric": metric, "value": val, "ci_lo": lo, "ci_hi": hi,
+                                "n_eval": n, "n_train": len(rows), "rows_dropped": v["counts"].get("dropped", 0),
+                                "rows_relabelled": v["counts"].get("relabelled", 0),
+                                "rows_reweighted": v["counts"].get("reweighted", 0)})
+        out.timings[name] = time.perf_counter() - t
+    return out
+
+
+def _results_table(records: list[dict[str, Any]], linked_on: str, evaluated_on: str,
+                   ranked: list[str]) -> pl.DataFrame:
+    """The probe_results table."""
+    results = pl.DataFrame(records, schema={
         "policy": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64, "ci_lo": pl.Float64, "ci_hi": pl.Float64,
         "n_eval": pl.Int64, "n_train": pl.Int64, "rows_dropped": pl.Int64, "rows_relabelled": pl.Int64,
         "rows_reweighted": pl.Int64})
-    results = results.with_columns(pl.lit(str(link_meta.get("downstream"))).alias("linked_on"),
-                                   pl.lit(downstream).alias("evaluated_on"),
-                                   pl.lit(", ".join(ranked)).alias("slices"))
-    classes = class_table(y_true, preds, train_counts, tail10)
+    return results.with_columns(pl.lit(linked_on).alias("linked_on"), pl.lit(evaluated_on).alias("evaluated_on"),
+                                pl.lit(", ".join(ranked)).alias("slices"))
+
+
+def probe(run_path: str, downstream: str, policies: tuple[str, ...] = ("conservative", "default", "aggressive"),
+          allow_leak: bool = False, label_col: str | None = None, text_col: str | None = None,
+          embedding_col: str | None = None, top_slices: int = 5, k: int = 10, device: str = "auto",
+          cache_dir: str | None = None, extra_variants: dict[str, pl.DataFrame] | None = None) -> ProbeResult:
+    """Train the probe on the raw corpus and on each policy's curation, evaluate each on ``downstream``,
+    and publish ``probe_results`` and ``probe_classes`` into the run.
+
+    ``extra_variants``: name -> a manifest-like frame (``id``, ``action``, ``label``, ``weight``) to
+    train on as well (benchmarks use it for Datalab's and an oracle's curation)."""
+    t0 = time.perf_counter()
+    run = RunDir(run_path)
+    meta = run.read_meta()
+    samples, emb = _labelled_corpus(run)
+    spec = DownstreamSpec(downstream=downstream, text_col=text_col, label_col=label_col,
+                          embedding_col=embedding_col, device=device, cache_dir=cache_dir)
+    ev = _read_eval(spec, meta, emb.shape[1], samples["label"].to_list())
+    overlap, link_meta = _check_leak(run, ev.frame, downstream, allow_leak)
+    groups, ranked, tail10 = _groups(run, samples, emb, ev, top_slices, k)
+    scores = _train_and_score(_variants(run, samples, policies, extra_variants), emb, ev, groups, device)
+    results = _results_table(scores.records, str(link_meta.get("downstream")), downstream, ranked)
+    classes = class_table(ev.y_true, scores.preds, scores.train_counts, tail10)
     hurt = {name: classes.filter((pl.col("policy") == name) & pl.col("hurt")).sort("delta")["label"].to_list()
-            for name in preds if name != "raw"}
-    atomic_write_parquet(results.to_arrow(), run.path / "tables" / "probe_results.parquet")
-    atomic_write_parquet(classes.to_arrow(), run.path / "tables" / "probe_classes.parquet")
-    build_db(run, read_detectors(run))
-    timings["total"] = time.perf_counter() - t0
-    return ProbeResult(results, link_meta.get("downstream"), downstream, int(d_has.sum()), overlap, timings,
-                       warnings, classes, hurt, preds)
+            for name in scores.preds if name != "raw"}
+    publish(run, {"probe_results": results, "probe_classes": classes})
+    scores.timings["total"] = time.perf_counter() - t0
+    return ProbeResult(results, link_meta.get("downstream"), downstream, len(ev.y_true), overlap, scores.timings,
+                       ev.warnings, classes, hurt, scores.preds)

@@ -1,9 +1,11 @@
 """The scan pipeline: ingest -> embed -> index -> detect -> store.
 
-Batch stages run through an executor (``LocalExecutor`` by default); global steps (kNN graph,
-global detectors) run once over the whole corpus. The run directory is built in a temporary
-sibling and swapped in only when every step succeeded, so a failed scan never touches an
-earlier run.
+:func:`build_pipeline` makes the steps of a scan and checks their declarations before any work
+(a stage's ``needs`` added by the stages before it, one owner per ``flags`` column). Batch stages
+run through an :class:`~uimdata.executors.base.Executor` (``LocalExecutor`` by default); global
+steps (kNN graph, global detectors) run once over the whole corpus. The run directory is built in
+a temporary sibling and swapped in only when every step succeeded, so a failed scan never touches
+an earlier run.
 """
 
 from __future__ import annotations
@@ -18,18 +20,20 @@ import pyarrow.compute as pc
 
 from uimdata import __version__, detectors, groups
 from uimdata.context import ScanContext
-from uimdata.detectors.base import BatchDetector, DetectorResult
+from uimdata.detectors.base import BatchDetector, Detector, DetectorResult
 from uimdata.device import check_device
 from uimdata.errors import UimError
+from uimdata.executors.base import Executor
 from uimdata.executors.local import LocalExecutor
 from uimdata.rundir import RunDir, StagingRun, atomic_write_parquet, check_output
-from uimdata.stages.embed import DEFAULT_MODEL, EmbeddingCache, EmbedStage, default_cache_dir
+from uimdata.stages.base import check_pipeline
+from uimdata.stages.embed import DEFAULT_MODEL, EmbedStage, embed_texts, normalize_rows
 from uimdata.stages.index import KnnIndex
 from uimdata.stages.ingest import Columns, CorpusReader, IngestStage, combine, dedupe_ids, fixed_list
-from uimdata.store import build_db
+from uimdata.store import publish
 
-DEFAULT_DETECTORS = ("exact_duplicate", "near_duplicate", "corrupted", "low_quality", "label", "outlier", "long_tail",
-                     "off_target")
+#: the built-in detectors ``uim scan`` runs, in registry order (``inherited_label_bias`` is ``uim link``'s)
+DEFAULT_DETECTORS = detectors.scan_names()
 SHARD_ROWS = 100_000
 
 
@@ -77,12 +81,45 @@ class ScanResult:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def _ingest(cfg: ScanConfig, ex: LocalExecutor) -> tuple[pa.Table, Columns, CorpusReader]:
+@dataclass
+class Pipeline:
+    """The steps of one scan, made and checked by :func:`build_pipeline` before any of them runs."""
+
+    ingest: IngestStage
+    #: the embed stage (not run when the corpus brings an embedding column)
+    embed: EmbedStage
+    index: KnnIndex
+    #: in run order, options applied
+    detectors: list[Detector]
+
+
+def build_pipeline(cfg: ScanConfig) -> Pipeline:
+    """The scan's stages and detectors; every mistake here is a one-line error before any work: an
+    unknown detector or option, a stage whose ``needs`` no stage before it ``adds``, two detectors that
+    would write one ``flags`` column."""
+    dets = [detectors.scan_detector(name)(**cfg.detector_options.get(name, {})) for name in cfg.detectors]
+    approx = cfg.index if cfg.index != "auto" else ("ivf" if cfg.engine == "ray" else "hnsw")
+    pipe = Pipeline(ingest=IngestStage(str(cfg.corpus)),
+                    embed=EmbedStage(cfg.model, cfg.device, batch_rows=cfg.embed_batch_rows, chunking=cfg.chunking),
+                    index=KnnIndex(k=cfg.k, exact_max=cfg.exact_max, device=cfg.device, approx=approx),
+                    detectors=dets)
+    check_pipeline([pipe.ingest, pipe.embed, *(d for d in dets if isinstance(d, BatchDetector))])
+    owner: dict[str, str] = {}
+    for det in dets:
+        for col in det.flag_columns():
+            if col in owner:
+                raise UimError(f"detectors '{owner[col]}' and '{det.issue}' both add the flags column {col!r}",
+                               expected="one detector per column", got=f"{owner[col]}, {det.issue}")
+            owner[col] = det.issue
+    return pipe
+
+
+def _ingest(cfg: ScanConfig, ex: Executor, stage: IngestStage) -> tuple[pa.Table, Columns, CorpusReader]:
     source = str(cfg.corpus)
     # file by file: each file's columns resolved on its own (uimdata/stages/ingest.py)
     reader = CorpusReader(source, cfg.text_col, cfg.id_col, cfg.label_col, cfg.embedding_col,
                           keep_cols=cfg.keep_cols, drop_cols=cfg.drop_cols, encoding_errors=cfg.encoding_errors)
-    parts = ex.map(IngestStage(source), reader.batches(), desc="ingest")
+    parts = ex.map(stage, reader.batches(), desc="ingest")
     if not parts or sum(p.num_rows for p in parts) == 0 or reader.columns is None:
         raise UimError(f"{source} has no rows", expected="at least one row", got="0 rows")
     cols = reader.columns
@@ -99,23 +136,21 @@ def _ingest(cfg: ScanConfig, ex: LocalExecutor) -> tuple[pa.Table, Columns, Corp
 
 
 def _normalized(samples: pa.Table) -> np.ndarray:
-    emb = np.ascontiguousarray(
-        samples.column("embedding").combine_chunks().values.to_numpy().reshape(samples.num_rows, -1),
-        dtype=np.float32)
-    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    return emb / np.where(norms == 0, 1, norms)
+    flat = samples.column("embedding").combine_chunks().values.to_numpy()
+    return normalize_rows(flat.reshape(samples.num_rows, -1))
 
 
-def _reference(cfg: ScanConfig, ex: LocalExecutor) -> np.ndarray | None:
+def _reference(cfg: ScanConfig, ex: Executor) -> np.ndarray | None:
     """Embeddings of the --reference set: its own `embedding` column, else the scan's model."""
     if not cfg.reference or "off_target" not in cfg.detectors:
         return None
     ref_cfg = ScanConfig(corpus=cfg.reference, out=cfg.out, model=cfg.model, device=cfg.device,
                          encoding_errors=cfg.encoding_errors, cache_dir=cfg.cache_dir, id_col="", label_col="")
-    samples, _, _ = _ingest(ref_cfg, ex)
+    samples, _, _ = _ingest(ref_cfg, ex, IngestStage(str(ref_cfg.corpus)))
     if "embedding" in samples.column_names:
         return _normalized(samples)
-    return _embed(ref_cfg, samples, ex)[0]
+    stage = EmbedStage(ref_cfg.model, ref_cfg.device, batch_rows=ref_cfg.embed_batch_rows, chunking=ref_cfg.chunking)
+    return embed_texts(stage, samples.column("text").to_pylist(), ex, ref_cfg.cache_dir)[0]
 
 
 def _write_embeddings(run: RunDir, ids: pa.Array, emb: np.ndarray, dtype: str = "float32") -> None:
@@ -127,41 +162,11 @@ def _write_embeddings(run: RunDir, ids: pa.Array, emb: np.ndarray, dtype: str = 
         atomic_write_parquet(part, run.embeddings_dir / f"part-{i:05d}.parquet")
 
 
-def _embed(cfg: ScanConfig, samples: pa.Table, ex: LocalExecutor) -> tuple[np.ndarray, dict[str, Any]]:
-    texts = samples.column("text").to_pylist()
-    stage = EmbedStage(cfg.model, cfg.device, batch_rows=cfg.embed_batch_rows, chunking=cfg.chunking)
-    hashes = stage.cache_keys(texts)  # decides --chunking auto; a chunked text's key names the chunking
-    cache = EmbeddingCache(cfg.cache_dir or default_cache_dir(), cfg.model)
-    found = cache.lookup(hashes)
-    missing = [i for i, h in enumerate(hashes) if h not in found]
-    # one row per distinct missing text
-    todo: dict[str, int] = {}
-    for i in missing:
-        todo.setdefault(hashes[i], i)
-    if todo:
-        rows = list(todo.values())
-        # length-sorted so each encode call sees similar lengths (the model sorts within a call too)
-        rows.sort(key=lambda i: len(texts[i]))
-        batch = pa.table({"text": pa.array([texts[i] for i in rows], pa.string())})
-        done = 0
-        for part in ex.imap(stage, [batch], total=len(rows), desc="embed"):
-            new = part.column("embedding").combine_chunks().values.to_numpy().reshape(part.num_rows, -1)
-            new_hashes = [hashes[i] for i in rows[done:done + part.num_rows]]
-            cache.add(new_hashes, new)  # each batch is cached as soon as it is embedded
-            found.update(zip(new_hashes, new))
-            done += part.num_rows
-    else:
-        ex.record("embed", 0.0, 0)
-    emb = np.stack([found[h] for h in hashes]).astype(np.float32)
-    return emb, {"model": cfg.model, "embedded": len(todo), "from_cache": len(hashes) - len(missing),
-                 "chunking": stage.chunk_info}
-
-
-def _detect(cfg: ScanConfig, ctx: ScanContext, ex: LocalExecutor,
+def _detect(dets: list[Detector], ctx: ScanContext, ex: Executor, run: RunDir,
             skipped: dict[str, str]) -> list[DetectorResult]:
     results = []
-    for name in cfg.detectors:
-        det = detectors.get(name)(**cfg.detector_options.get(name, {}))
+    for det in dets:
+        name = det.issue
         reason = det.skip_reason(ctx)
         if reason:
             skipped[name] = reason
@@ -172,9 +177,8 @@ def _detect(cfg: ScanConfig, ctx: ScanContext, ex: LocalExecutor,
             res = DetectorResult(name, table, det.summarize(table))
         else:
             res = ex.run_global(name, lambda d=det: d.detect(ctx), ctx.n)
-        atomic_write_parquet(res.table, ctx.run.detector(name))
-        for table_name, table in res.tables.items():
-            atomic_write_parquet(table, ctx.run.path / "tables" / f"{table_name}.parquet")
+        det.check_result(res.table)
+        atomic_write_parquet(res.table, run.detector(name))
         results.append(res)
     return results
 
@@ -191,27 +195,27 @@ def _flags(ids: pa.Array, results: list[DetectorResult]) -> pa.Table:
     return pa.table(cols)
 
 
-def make_executor(cfg: ScanConfig) -> LocalExecutor:
+def make_executor(cfg: ScanConfig, progress: bool | None = None) -> Executor:
+    """The executor of ``cfg.engine``; ``progress`` None = bars as ``executors.base.progress_bars`` says."""
     if cfg.engine == "local":
-        return LocalExecutor()
+        return LocalExecutor(progress=progress)
     if cfg.engine == "ray":
         from uimdata.executors.ray import RayExecutor
 
-        return RayExecutor(address=cfg.address)
+        return RayExecutor(address=cfg.address, progress=progress)
     raise UimError("unknown engine", expected="local or ray", got=repr(cfg.engine))
 
 
-def scan(cfg: ScanConfig, executor: LocalExecutor | None = None) -> ScanResult:
+def scan(cfg: ScanConfig, executor: Executor | None = None) -> ScanResult:
+    pipe = build_pipeline(cfg)  # unknown detectors, bad options, unmet needs: before any work
     ex = executor or make_executor(cfg)
-    for name in cfg.detectors:
-        detectors.get(name)  # unknown names fail before any work
     check_device(cfg.device)
     out = check_output(cfg.out, [cfg.corpus, cfg.reference])
     started = time.time()
     staging = StagingRun(out)
     try:
         run = RunDir(staging.tmp)
-        samples, cols, reader = _ingest(cfg, ex)
+        samples, cols, reader = _ingest(cfg, ex, pipe.ingest)
         samples, group_cols = groups.resolve(samples, cfg.group_cols, reader.metadata, len(reader.files))
         if "embedding" in samples.column_names:
             emb = _normalized(samples)
@@ -219,31 +223,31 @@ def scan(cfg: ScanConfig, executor: LocalExecutor | None = None) -> ScanResult:
             embed_info: dict[str, Any] = {"model": f"given column '{cols.embedding}'", "embedded": 0}
             ex.record("embed", 0.0, 0)
         else:
-            emb, embed_info = _embed(cfg, samples, ex)
+            emb, embed_info = embed_texts(pipe.embed, samples.column("text").to_pylist(), ex, cfg.cache_dir)
         chunk_info = embed_info.pop("chunking", {"chunking": False})
         atomic_write_parquet(samples, run.samples)
-        atomic_write_parquet(groups.group_table(samples, group_cols), run.path / "tables" / "sample_groups.parquet")
         _write_embeddings(run, samples.column("id").combine_chunks(), emb, cfg.embedding_dtype)
         del emb
-        approx = cfg.index if cfg.index != "auto" else ("ivf" if cfg.engine == "ray" else "hnsw")
-        index = KnnIndex(k=cfg.k, exact_max=cfg.exact_max, device=cfg.device, approx=approx)
-        ex.run_global("index", lambda: index.run(run, pmap=ex.map_tasks), samples.num_rows)
+        ex.run_global("index", lambda: pipe.index.run(run, pmap=ex.map_tasks), samples.num_rows)
         ctx = ScanContext(run, label_model=cfg.label_model, device=cfg.device, reference=_reference(cfg, ex),
                           pmap=ex.map_tasks)
         skipped: dict[str, str] = {}
-        results = _detect(cfg, ctx, ex, skipped)
+        results = _detect(pipe.detectors, ctx, ex, run, skipped)
+        ctx.write_pred_probs()  # when the label detector computed them
         atomic_write_parquet(_flags(ctx.ids, results), run.flags)
         det_rows = [{"issue": r.issue, "description": detectors.get(r.issue).description,
                      "summary": r.summary} for r in results]
         det_rows += [{"issue": name, "description": detectors.get(name).description,
                       "summary": {"skipped": why}} for name, why in skipped.items()]
-        ex.run_global("store", lambda: build_db(run, det_rows), samples.num_rows)
+        tables = {"sample_groups": groups.group_table(samples, group_cols),
+                  **{name: table for r in results for name, table in r.tables.items()}}
+        ex.run_global("store", lambda: publish(run, tables, detectors=det_rows), samples.num_rows)
         summary = [{"issue": r.issue,
                     "n_flagged": int(pc.sum(r.table.column(f"is_{r.issue}_issue")).as_py() or 0),
                     "n_rows": r.table.num_rows, **r.summary} for r in results]
         run.write_meta({
             "uimdata": __version__, "config": asdict(cfg), "columns": asdict(cols),
-            "rows": samples.num_rows, "embedding": embed_info, "index": index.kind,
+            "rows": samples.num_rows, "embedding": embed_info, "index": pipe.index.kind,
             "started": started, "seconds": time.time() - started, "timings": ex.timings, "summary": summary,
             "skipped": skipped,
             "chunking": chunk_info, "files": [asdict(f) for f in reader.info], "metadata": reader.metadata, "group_cols": group_cols,

@@ -11,10 +11,18 @@ plus a one-row summary (a dict of plain values). Detectors that look at one row 
 :class:`BatchDetector` stages and run under any executor; detectors that need the whole corpus
 (the kNN graph, all labels) are global: :meth:`Detector.detect` reads the run's artifacts through a
 :class:`~uimdata.context.ScanContext`.
+
+Everything else the package knows about an issue is declared on its detector class too, with
+defaults here: where it runs (``runs_in``), what ``uim curate`` may do with its rows (``curate_*``,
+``suggestion_columns``, ``relabel_priority``, ``duplicate`` with :meth:`Detector.duplicate_links`,
+``tail_guard``, ``reweight_by_frequency`` with :meth:`Detector.frequency_weights`), the columns the
+report shows beside its examples (``example_columns``, ``kept_column``, ``example_suggestion``) and
+its line in ``uim summary`` (:meth:`Detector.summary_line`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -25,6 +33,8 @@ from uimdata.errors import UimError
 from uimdata.stages.base import Stage
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from uimdata.context import ScanContext
 
 
@@ -52,6 +62,12 @@ def score_col(issue: str) -> str:
 
 def reason_col(issue: str) -> str:
     return f"{issue}_reason"
+
+
+def flag_issues(columns: Sequence[str]) -> list[str]:
+    """The issues a ``flags`` table has columns for (one ``is_<issue>_issue`` each), in column order."""
+    return [c.removeprefix("is_").removesuffix("_issue") for c in columns
+            if c.startswith("is_") and c.endswith("_issue")]
 
 
 @dataclass
@@ -85,15 +101,87 @@ def result_table(issue: str, ids: pa.Array, is_issue: np.ndarray, score: np.ndar
 
 
 class Detector:
-    """A global detector: reads what it needs from the run directory."""
+    """A global detector: reads what it needs from the run directory.
+
+    A detector module declares everything about its issue on its class (``docs/architecture.md``,
+    "Adding a detector"); the defaults below fit a detector that only flags rows.
+    """
 
     issue: ClassVar[str]
     #: one sentence for the README / ``uim summary``: what is flagged and why it matters
     description: ClassVar[str] = ""
-    #: extra per-row columns this detector adds to ``flags`` (name -> Arrow type)
+    #: extra per-row columns this detector adds to ``flags`` (name -> Arrow type), after the three every
+    #: detector has: part of :meth:`flag_columns`, which the scan checks (see :meth:`check_result`)
     extra_columns: ClassVar[dict[str, pa.DataType]] = {}
-    #: artifacts it reads: any of "samples", "embeddings", "neighbors"
-    requires: ClassVar[tuple[str, ...]] = ("samples",)
+    #: the command that writes its columns: ``"scan"`` (``uim scan`` runs it) or ``"link"`` (``uim link``
+    #: writes them from downstream evidence; ``uim scan --detectors`` refuses it)
+    runs_in: ClassVar[str] = "scan"
+
+    # --- curation (``uim curate``, uimdata/curate/) ------------------------------------------------------
+    #: the actions a policy may give this issue (any of drop, relabel, reweight, keep), in the order an
+    #: error message lists them; ``relabel`` needs ``suggestion_columns``
+    curate_actions: ClassVar[tuple[str, ...]] = ("drop", "keep", "reweight")
+    #: its table in the base policy: the ``action`` and its options (``min_prob``, ``otherwise`` for
+    #: relabel; ``max_weight`` for reweight; ``keep``, ``per_label`` for a duplicate's drop)
+    curate_rule: ClassVar[dict[str, Any]] = {"action": "keep"}
+    #: where a built-in policy (``conservative``, ``default``, ``aggressive``) differs from the base: policy
+    #: -> table (the same action: merged into ``curate_rule``; another action: replaces it)
+    curate_policies: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: the ``flags`` columns holding the suggested label and its probability (what ``relabel`` applies)
+    suggestion_columns: ClassVar[tuple[str, str] | None] = None
+    #: when two issues relabel one row, the higher priority's suggestion wins (a tie: the first in ``flags``)
+    relabel_priority: ClassVar[int] = 0
+    #: a duplicate-type issue: ``drop`` keeps one member per duplicate cluster (:meth:`duplicate_links`)
+    duplicate: ClassVar[bool] = False
+    #: the evidence the policy's ``[tail]`` guard weighs before this issue's drop or relabel may take a
+    #: member of a rare class: ``"knn"`` (its neighbours carry its label), ``"prior"`` (its label still
+    #: wins once the out-of-fold probabilities are divided by the class priors); () = not guarded
+    tail_guard: ClassVar[tuple[str, ...]] = ()
+    #: ``reweight`` weights by :meth:`frequency_weights`, counted on the curated set (after every drop and
+    #: relabel), rather than ``max_weight`` for every flagged row
+    reweight_by_frequency: ClassVar[bool] = False
+
+    # --- what the report shows beside its worst examples ------------------------------------------------
+    #: (header, ``flags`` column) shown before the text
+    example_columns: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: duplicates: the ``flags`` column naming the kept member, shown beside the flagged row
+    kept_column: ClassVar[str | None] = None
+    #: show the given label and the suggested one (``suggestion_columns``) after the text
+    example_suggestion: ClassVar[bool] = False
+
+    @classmethod
+    def summary_line(cls, summary: dict[str, Any]) -> str | None:  # noqa: ARG003
+        """Its line in ``uim summary`` from the summary it wrote (not called for a skipped detector's
+        ``{"skipped": why}``); None = no line."""
+        return None
+
+    @classmethod
+    def duplicate_links(cls, flags: pl.DataFrame) -> tuple[list[tuple[int, int]], np.ndarray]:
+        """Duplicate issues: pairs of ``flags`` rows in one duplicate cluster (read from its columns), and
+        which rows it flags as the redundant copies."""
+        raise NotImplementedError(f"detector '{cls.issue}' is not a duplicate issue")
+
+    @classmethod
+    def frequency_weights(cls, flags: pl.DataFrame, labels: list | None, kept: np.ndarray,
+                          max_weight: float) -> np.ndarray:
+        """``reweight_by_frequency`` issues: each row's weight, from its ``flags`` columns, the curated
+        ``labels`` (None: the corpus has none) and the rows ``kept``; in [1, ``max_weight``]."""
+        raise NotImplementedError(f"detector '{cls.issue}' does not weight by frequency")
+
+    @classmethod
+    def flag_columns(cls) -> dict[str, pa.DataType]:
+        """The columns this detector adds to ``flags``, in order: ``is_<issue>_issue``, ``<issue>_score``,
+        ``<issue>_reason``, then its ``extra_columns``."""
+        return {is_col(cls.issue): pa.bool_(), score_col(cls.issue): pa.float64(),
+                reason_col(cls.issue): pa.string(), **cls.extra_columns}
+
+    def check_result(self, table: pa.Table) -> None:
+        """A result table holds ``id`` and then exactly :meth:`flag_columns` (names, order, types)."""
+        want = list(self.flag_columns().items())
+        got = list(zip(table.schema.names, table.schema.types))
+        if table.schema.names[:1] != ["id"] or got[1:] != want:
+            raise RuntimeError(f"detector '{self.issue}' returned the columns {[f'{n}: {t}' for n, t in got]}, "
+                               f"it declares {[f'{n}: {t}' for n, t in want]}")
 
     def skip_reason(self, ctx: ScanContext) -> str | None:  # noqa: ARG002
         """Why this detector cannot run on this corpus (e.g. no labels), or None."""

@@ -25,6 +25,16 @@ class ExactDuplicateDetector(Detector):
     description: ClassVar[str] = ("Same text after Unicode (NFKC) normalisation, case folding and whitespace "
                                   "collapsing; the first occurrence is kept, later copies are flagged.")
     extra_columns: ClassVar[dict[str, pa.DataType]] = {"duplicate_of": pa.string()}
+    duplicate: ClassVar[bool] = True
+    curate_rule: ClassVar[dict[str, Any]] = {"action": "drop", "keep": "first", "per_label": True}
+    kept_column: ClassVar[str | None] = "duplicate_of"
+
+    @classmethod
+    def duplicate_links(cls, flags: pl.DataFrame) -> tuple[list[tuple[int, int]], np.ndarray]:
+        """Each copy linked to the row it copies (``duplicate_of``); the copies are the redundant rows."""
+        pos = {x: j for j, x in enumerate(flags["id"].to_list())}
+        of = flags["duplicate_of"].to_list()
+        return [(j, pos[o]) for j, o in enumerate(of) if o is not None], np.array([o is not None for o in of], bool)
 
     def detect(self, ctx: Any) -> DetectorResult:
         df = pl.from_arrow(ctx.samples.select(["id", "text_hash"])).with_row_index("pos")

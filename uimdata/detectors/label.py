@@ -39,7 +39,28 @@ class LabelDetector(Detector):
                                   "embeddings, kept only where the evidence is strong.")
     extra_columns: ClassVar[dict[str, pa.DataType]] = {"suggested_label": pa.string(),
                                                        "suggested_label_prob": pa.float64()}
-    requires: ClassVar[tuple[str, ...]] = ("samples", "embeddings", "neighbors")
+    curate_actions: ClassVar[tuple[str, ...]] = ("drop", "relabel", "keep", "reweight")
+    curate_rule: ClassVar[dict[str, Any]] = {"action": "relabel", "min_prob": 0.7, "otherwise": "drop"}
+    curate_policies: ClassVar[dict[str, dict[str, Any]]] = {
+        "conservative": {"action": "relabel", "min_prob": 0.9, "otherwise": "keep"},
+        "aggressive": {"action": "drop"},
+    }
+    suggestion_columns: ClassVar[tuple[str, str] | None] = ("suggested_label", "suggested_label_prob")
+    tail_guard: ClassVar[tuple[str, ...]] = ("knn", "prior")
+    example_suggestion: ClassVar[bool] = True
+
+    @classmethod
+    def summary_line(cls, summary: dict[str, Any]) -> str | None:
+        """The estimated noise rate with its interval, or (no estimate) the share of labelled rows flagged."""
+        rate = summary.get("estimated_noise_rate")
+        if rate is not None and summary.get("noise_rate_interval"):
+            lo, hi = summary["noise_rate_interval"]
+            return (f"label: estimated noise rate {rate:.1%} (95 % interval {lo:.1%}-{hi:.1%}; "
+                    f"{summary.get('label_model')} out-of-fold probabilities)")
+        flagged = (f"{summary['flagged_rate']:.1%} of labelled rows flagged; "
+                   if summary.get("flagged_rate") is not None else "")
+        return (f"label: {flagged}noise rate not estimated "
+                f"(the confident joint of a weak model is not a noise rate)")
 
     def __init__(self, relative_threshold: float = 0.1, min_class_rows: int = 20,
                  filter_by: str = "prune_by_noise_rate") -> None:

@@ -15,39 +15,18 @@ clipped to [0, 1], so flagged <=> score < 0.5.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 
 from uimdata.detectors import register
 from uimdata.detectors.base import Detector, DetectorResult, result_table
-from uimdata.stages.base import local_map
+from uimdata.knn import neighbour_mean
+from uimdata.stages.kmeans import kmeans_assign
 
-
-def assign_shard(span: tuple[int, int], centroids: np.ndarray, emb: np.ndarray) -> np.ndarray:
-    """Nearest centroid (inner product) of rows ``span`` of ``emb``: one shard of the assignment."""
-    import faiss
-
-    index = faiss.IndexFlatIP(centroids.shape[1])
-    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
-    return index.search(np.ascontiguousarray(emb[span[0]:span[1]], dtype=np.float32), 1)[1][:, 0].astype(np.int64)
-
-
-def kmeans_assign(x: np.ndarray, k: int, seed: int = 0, niter: int = 20, pmap=None,  # noqa: ANN001
-                  shard_rows: int = 262_144) -> np.ndarray:
-    """Spherical FAISS k-means trained on a sample (at most 256 rows per centroid), then every row
-    assigned to its nearest centroid in shards (Ray tasks when ``pmap`` is the Ray executor's)."""
-    import faiss
-
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, spherical=True, verbose=False,
-                      max_points_per_centroid=256, gpu=faiss.get_num_gpus() > 0 if hasattr(faiss, "get_num_gpus") else False)
-    km.train(x)
-    spans = [(s, min(s + shard_rows, len(x))) for s in range(0, len(x), shard_rows)]
-    shared = {"centroids": np.asarray(km.centroids, np.float32), "emb": x}
-    parts = (pmap or local_map)(assign_shard, spans, shared)
-    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+if TYPE_CHECKING:
+    import polars as pl
 
 
 @register
@@ -56,7 +35,41 @@ class LongTailDetector(Detector):
     description: ClassVar[str] = ("Under-represented rows (not defects): members of rare classes and of rare "
                                   "regions of the embedding space (small k-means clusters).")
     extra_columns: ClassVar[dict[str, pa.DataType]] = {"cluster_id": pa.int64(), "cluster_size": pa.int64()}
-    requires: ClassVar[tuple[str, ...]] = ("samples", "embeddings", "neighbors")
+    curate_actions: ClassVar[tuple[str, ...]] = ("reweight", "keep", "drop")
+    curate_rule: ClassVar[dict[str, Any]] = {"action": "reweight", "max_weight": 5.0}
+    #: rare classes weighted at most 2x by default: measured (docs/benchmarks.md, tail-aware curation)
+    curate_policies: ClassVar[dict[str, dict[str, Any]]] = {"conservative": {"action": "keep"},
+                                                            "default": {"action": "reweight", "max_weight": 2.0}}
+    reweight_by_frequency: ClassVar[bool] = True
+    example_columns: ClassVar[tuple[tuple[str, str], ...]] = (("cluster", "cluster_id"),
+                                                              ("cluster size", "cluster_size"))
+
+    @classmethod
+    def summary_line(cls, summary: dict[str, Any]) -> str | None:
+        """The tail classes (and the rule that made them) and the rare clusters."""
+        return (f"long tail: tail classes {summary.get('tail_classes')} ({summary.get('tail_rule')}); "
+                f"{len(summary.get('rare_clusters', []))} rare clusters of {summary.get('n_clusters')}")
+
+    @classmethod
+    def frequency_weights(cls, flags: pl.DataFrame, labels: list | None, kept: np.ndarray,
+                          max_weight: float) -> np.ndarray:
+        """Inverse frequency relative to the median, for classes and for clusters; the larger, capped at
+        ``max_weight``. Class sizes are counted on the ``kept`` rows with their curated ``labels``, so a class
+        that lost rows to other decisions gets its weight back."""
+        import polars as pl
+
+        w = np.ones(flags.height)
+        if labels is not None:
+            lab = pl.Series("label", labels, dtype=pl.Utf8)
+            counts = lab.filter(pl.Series(kept)).drop_nulls().value_counts()
+            med = float(np.median(counts["count"].to_numpy())) if counts.height else 1.0
+            size = lab.replace_strict(counts["label"], counts["count"], default=None).to_numpy()
+            w = np.maximum(w, np.where(np.isnan(size.astype(float)), 1.0, med / np.maximum(size.astype(float), 1)))
+        if "cluster_size" in flags.columns:
+            cs = flags["cluster_size"].fill_null(0).to_numpy().astype(float)
+            med = float(np.median(cs[cs > 0])) if (cs > 0).any() else 1.0
+            w = np.maximum(w, np.where(cs > 0, med / np.maximum(cs, 1), 1.0))
+        return np.clip(w, 1.0, max_weight)
 
     def __init__(self, class_ratio: float = 0.25, cluster_ratio: float = 0.25, n_clusters: int | None = None,
                  seed: int = 0) -> None:
@@ -69,7 +82,7 @@ class LongTailDetector(Detector):
     def detect(self, ctx: Any) -> DetectorResult:
         n = ctx.n
         if self.n_clusters:
-            assign = kmeans_assign(ctx.embeddings, self.n_clusters, self.seed, pmap=getattr(ctx, "pmap", None))
+            assign = kmeans_assign(ctx.embeddings, self.n_clusters, self.seed, pmap=ctx.pmap)
         else:
             assign = ctx.cluster_ids  # shared with the outlier detector
         sizes = np.bincount(assign, minlength=int(assign.max()) + 1)
@@ -97,8 +110,7 @@ class LongTailDetector(Detector):
         score = np.clip(ratio / 2.0, 0.0, 1.0)
 
         g = ctx.graph
-        density = np.where(g.rows >= 0, g.cos, np.nan)
-        row_density = np.nan_to_num(np.nanmean(density, axis=1), nan=0.0) if g.rows.shape[1] else np.zeros(n)
+        row_density = neighbour_mean(g.rows, g.cos)  # mean cosine to the present neighbours, 0 without
         labels = ctx.samples.column("label").to_pylist() if has_labels else [None] * n
         reasons = []
         for i in range(n):
@@ -116,7 +128,8 @@ class LongTailDetector(Detector):
         summary = {"n_clusters": int((sizes > 0).sum()), "median_cluster_size": med_cluster,
                    "rare_clusters": rare_clusters[:50], "tail_classes": tail_classes, "head_classes": head_classes,
                    "head_rule": "largest classes holding 80% of labelled rows",
-                   "tail_rule": f"classes below {self.class_ratio:.0%} of the median class size"}
+                   "tail_rule": f"classes below {self.class_ratio:.0%} of the median class size",
+                   "class_ratio": self.class_ratio, "cluster_ratio": self.cluster_ratio}  # the thresholds used
         return DetectorResult(self.issue, table, summary, tables={"clusters": clusters})
 
 

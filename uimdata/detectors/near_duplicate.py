@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +35,9 @@ from scipy.sparse.csgraph import connected_components
 from uimdata.detectors import register
 from uimdata.detectors.base import Detector, DetectorResult, result_table
 from uimdata.stages.ingest import normalize
+
+if TYPE_CHECKING:
+    import polars as pl
 
 SHINGLE = 5
 MAX_SHINGLE_CHARS = 4000
@@ -152,16 +155,20 @@ def _minor(w: str) -> bool:
     return w in STOPWORDS or len(w) == 1
 
 
-def content_edits(a: str, b: str) -> int:
+def content_edits(a: str, b: str, limit: int | None = None) -> int:
     """Word-level edits between two texts that change content: a word replaced by a different word
     (not a typo or an inflection of it), or a content word inserted or deleted. Templated texts
     that differ in their key words ("east"/"west", "1850s"/"1870s") count >= 2; a typo, a dropped
-    article or added punctuation count 0. Symmetric: the cheaper of the two alignments counts."""
+    article or added punctuation count 0. Symmetric: the cheaper of the two alignments counts.
+
+    ``limit``: the caller only needs to know whether the count exceeds it, so counting stops at
+    ``limit + 1`` (bounded work on long documents that differ in many places)."""
     ta, tb = _TOKEN.findall(a), _TOKEN.findall(b)
-    return min(_edits(ta, tb), _edits(tb, ta))
+    first = _edits(ta, tb, limit)
+    return min(first, _edits(tb, ta, first if limit is None else min(first, limit)))
 
 
-def _edits(ta: list[str], tb: list[str]) -> int:
+def _edits(ta: list[str], tb: list[str], limit: int | None = None) -> int:
     edits = 0
     for op in Levenshtein.opcodes(ta, tb):
         if op.tag == "equal":
@@ -180,6 +187,8 @@ def _edits(ta: list[str], tb: list[str]) -> int:
             y = sb[k] if k < len(sb) else None
             if not ((x is None or _minor(x)) and (y is None or _minor(y))):
                 edits += 1
+        if limit is not None and edits > limit:
+            return edits
     return edits
 
 
@@ -191,7 +200,23 @@ class NearDuplicateDetector(Detector):
                                   "clusters; the earliest member of each cluster is kept.")
     extra_columns: ClassVar[dict[str, pa.DataType]] = {"near_duplicate_of": pa.string(),
                                                        "duplicate_cluster": pa.int64()}
-    requires: ClassVar[tuple[str, ...]] = ("samples", "neighbors")
+    duplicate: ClassVar[bool] = True
+    curate_rule: ClassVar[dict[str, Any]] = {"action": "drop", "keep": "first", "per_label": True}
+    #: measured: dropping natural near duplicates cost more accuracy than the planted ones did
+    #: (docs/benchmarks.md, tail-aware curation)
+    curate_policies: ClassVar[dict[str, dict[str, Any]]] = {"default": {"action": "keep"}}
+    kept_column: ClassVar[str | None] = "near_duplicate_of"
+
+    @classmethod
+    def duplicate_links(cls, flags: pl.DataFrame) -> tuple[list[tuple[int, int]], np.ndarray]:
+        """Each member of a ``duplicate_cluster`` linked to the cluster's first row; the flagged members are
+        the redundant rows."""
+        if "duplicate_cluster" not in flags.columns:
+            return [], np.zeros(flags.height, bool)
+        cluster = flags["duplicate_cluster"]
+        first: dict[int, int] = {}
+        links = [(j, first.setdefault(c, j)) for j, c in enumerate(cluster.to_list()) if c is not None]
+        return links, flags["is_near_duplicate_issue"].fill_null(False).to_numpy() & cluster.is_not_null().to_numpy()
 
     def __init__(self, copy_radius: float = 0.65, close_radius: float = 0.16, semantic_radius: float = 0.10,
                  lexical: float = 0.85, max_content_edits: int = 1, minhash_threshold: float = 0.5,
@@ -214,82 +239,68 @@ class NearDuplicateDetector(Detector):
 
     def detect(self, ctx: Any) -> DetectorResult:
         n = ctx.n
-        hashes = ctx.samples.column("text_hash").to_numpy(zero_copy_only=False)
-        # representatives: the first row of each exact-duplicate group (others map onto it)
-        _, first_idx, inverse = np.unique(hashes, return_index=True, return_inverse=True)
-        rep = first_idx[inverse]
         norm = [normalize(t) for t in ctx.texts]
-        nonempty = np.array([bool(t) for t in norm])
-        is_rep = (rep == np.arange(n)) & nonempty
-
+        rep, is_rep, nonempty = _representatives(ctx.samples.column("text_hash").to_numpy(zero_copy_only=False),
+                                                 norm)
         graph = ctx.graph
         nn_cos = graph.cos[:, 0] if graph.cos.shape[1] else np.zeros(0, np.float32)
-        copy_cos, close_cos, semantic_cos = self.thresholds(nn_cos[is_rep] if len(nn_cos) else nn_cos)
-        cos_of: dict[tuple[int, int], float] = {}
-        if graph.rows.shape[1]:
-            a = np.repeat(np.arange(n), graph.rows.shape[1])
-            b = graph.rows.reshape(-1)
-            c = graph.cos.reshape(-1)
-            ok = (b >= 0) & (c >= copy_cos)
-            a, b, c = rep[a[ok]], rep[b[ok]], c[ok]
-            for x, y, cc in zip(a.tolist(), b.tolist(), c.tolist()):
-                if x != y and is_rep[x] and is_rep[y]:
-                    key = (min(x, y), max(x, y))
-                    cos_of[key] = max(cos_of.get(key, -1.0), cc)
+        cuts = self.thresholds(nn_cos[is_rep] if len(nn_cos) else nn_cos)
+        cos_of = _graph_pairs(graph, rep, is_rep, cuts[0])
         candidates = set(cos_of)
         if self.use_minhash:
             candidates |= minhash_pairs(norm, np.flatnonzero(is_rep), self.minhash_threshold, self.num_perm)
-
         emb = ctx.embeddings if candidates else None
-        acc_a, acc_b, acc_sim, acc_why = [], [], [], []
+        accepted = []
         for x, y in sorted(candidates):
             cos = cos_of.get((x, y))
-            if cos is None:
-                cos = float(emb[x] @ emb[y])
-            if cos < semantic_cos:
-                # bounded work per pair: the length ratio caps the similarity (2 min / (la + lb)),
-                # and the Indel computation stops as soon as it cannot reach ``lexical``
-                la, lb = len(norm[x]), len(norm[y])
-                if 2 * min(la, lb) < self.lexical * (la + lb):
-                    continue
-                lex = Indel.normalized_similarity(norm[x], norm[y], score_cutoff=self.lexical)
-                if lex < self.lexical:
-                    continue
-            else:
-                lex = Indel.normalized_similarity(norm[x], norm[y])
-            edits = content_edits(norm[x], norm[y])
-            # typos, punctuation and stopwords only: a copy whatever the embedding says
-            allowed = -1 if cos < copy_cos else self.max_content_edits + (1 if cos >= close_cos else 0)
-            if lex >= self.lexical and (edits == 0 or edits <= allowed):
-                why = f"near-copy: {lex:.0%} of characters shared, {edits} content-word edit(s), cosine {cos:.3f}"
-            elif cos >= semantic_cos and edits > 0:
-                why = f"semantic duplicate: cosine {cos:.3f}, {lex:.0%} of characters shared"
-            elif cos >= semantic_cos:
-                why = f"near-copy: same words, cosine {cos:.3f}"
-            else:
-                continue
-            acc_a.append(x)
-            acc_b.append(y)
-            acc_sim.append(max(lex, cos))
-            acc_why.append(why)
+            verdict = self.verify(norm[x], norm[y], float(emb[x] @ emb[y]) if cos is None else cos, cuts)
+            if verdict is not None:
+                accepted.append((x, y, *verdict))
+        comp, kept = _clusters(n, accepted, rep, nonempty)
+        table, clusters = self._result(ctx, comp, kept, is_rep, accepted, graph)
+        summary = {"clusters": clusters, "candidate_pairs": len(candidates), "accepted_pairs": len(accepted)}
+        return DetectorResult(self.issue, table, summary)
 
-        # clusters over accepted pairs plus exact copies (row -> its representative); empty and
-        # whitespace-only texts belong to no cluster (they are `corrupted`, not copies of each other)
+    def verify(self, a: str, b: str, cos: float, cuts: tuple[float, float, float]) -> tuple[float, str] | None:
+        """(similarity, reason) when the normalised texts ``a`` and ``b`` (embedding cosine ``cos``) are
+        near-copies or semantic duplicates, else None. Bounded work per pair: below the semantic cut the
+        length ratio caps the similarity (2 min / (la + lb)), the Indel computation stops as soon as it
+        cannot reach ``lexical``, and content-word edits are counted only up to what is allowed."""
+        copy_cos, close_cos, semantic_cos = cuts
+        if cos < semantic_cos:
+            la, lb = len(a), len(b)
+            if 2 * min(la, lb) < self.lexical * (la + lb):
+                return None
+            lex = Indel.normalized_similarity(a, b, score_cutoff=self.lexical)
+            if lex < self.lexical:
+                return None
+        else:
+            lex = Indel.normalized_similarity(a, b)
+        # typos, punctuation and stopwords only: a copy whatever the embedding says
+        allowed = -1 if cos < copy_cos else self.max_content_edits + (1 if cos >= close_cos else 0)
+        edits = content_edits(a, b, limit=max(allowed, 0))
+        if lex >= self.lexical and (edits == 0 or edits <= allowed):
+            why = f"near-copy: {lex:.0%} of characters shared, {edits} content-word edit(s), cosine {cos:.3f}"
+        elif cos >= semantic_cos and edits > 0:
+            why = f"semantic duplicate: cosine {cos:.3f}, {lex:.0%} of characters shared"
+        elif cos >= semantic_cos:
+            why = f"near-copy: same words, cosine {cos:.3f}"
+        else:
+            return None
+        return max(lex, cos), why
+
+    def _result(self, ctx: Any, comp: np.ndarray, kept: np.ndarray, is_rep: np.ndarray,
+                accepted: list[tuple[int, int, float, str]], graph: Any) -> tuple[pa.Table, int]:
+        """Per-row flags, scores, reasons, ``near_duplicate_of`` and ``duplicate_cluster``; and the number
+        of clusters with more than one member."""
+        n = ctx.n
         rows_all = np.arange(n)
-        src = np.concatenate([np.asarray(acc_a, np.int64), rows_all])
-        dst = np.concatenate([np.asarray(acc_b, np.int64), np.where(nonempty, rep, rows_all)])
-        adj = coo_matrix((np.ones(len(src), np.int8), (src, dst)), shape=(n, n))
-        _, comp = connected_components(adj, directed=False)
         sizes = np.bincount(comp)
-        # kept member = earliest row of the cluster
-        kept = np.full(sizes.shape[0], n, np.int64)
-        np.minimum.at(kept, comp, rows_all)
         in_cluster = sizes[comp] > 1
         flagged = in_cluster & is_rep & (kept[comp] != rows_all)
-
         best_sim = np.zeros(n)
         best_why: list[str | None] = [None] * n
-        for x, y, s, w in zip(acc_a, acc_b, acc_sim, acc_why):
+        for x, y, s, w in accepted:
             for r in (x, y):
                 if s > best_sim[r]:
                     best_sim[r] = s
@@ -311,6 +322,46 @@ class NearDuplicateDetector(Detector):
             "near_duplicate_of": pa.array([k if f else None for k, f in zip(kept_ids, flagged)], pa.string()),
             "duplicate_cluster": pa.array(np.where(in_cluster, cluster_id, 0), pa.int64(), mask=~in_cluster),
         }
-        table = result_table(self.issue, ids, flagged, score, reasons, extras)
-        summary = {"clusters": len(order), "candidate_pairs": len(candidates), "accepted_pairs": len(acc_a)}
-        return DetectorResult(self.issue, table, summary)
+        return result_table(self.issue, ids, flagged, score, reasons, extras), len(order)
+
+
+def _representatives(hashes: np.ndarray, norm: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``rep``: the first row of each row's exact-duplicate group (others map onto it); ``is_rep``: the
+    row is its group's representative and not empty; ``nonempty``: the normalised text is not empty."""
+    _, first_idx, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    rep = first_idx[inverse]
+    nonempty = np.array([bool(t) for t in norm], dtype=bool)
+    return rep, (rep == np.arange(len(norm))) & nonempty, nonempty
+
+
+def _graph_pairs(graph: Any, rep: np.ndarray, is_rep: np.ndarray, min_cos: float) -> dict[tuple[int, int], float]:
+    """Representative pairs (a < b) joined by a kNN edge of cosine >= ``min_cos``, with their best cosine."""
+    cos_of: dict[tuple[int, int], float] = {}
+    if not graph.rows.shape[1]:
+        return cos_of
+    n = len(rep)
+    a = np.repeat(np.arange(n), graph.rows.shape[1])
+    b = graph.rows.reshape(-1)
+    c = graph.cos.reshape(-1)
+    ok = (b >= 0) & (c >= min_cos)
+    a, b, c = rep[a[ok]], rep[b[ok]], c[ok]
+    for x, y, cc in zip(a.tolist(), b.tolist(), c.tolist()):
+        if x != y and is_rep[x] and is_rep[y]:
+            key = (min(x, y), max(x, y))
+            cos_of[key] = max(cos_of.get(key, -1.0), cc)
+    return cos_of
+
+
+def _clusters(n: int, accepted: list[tuple[int, int, float, str]], rep: np.ndarray, nonempty: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Connected components over accepted pairs plus exact copies (row -> its representative), and the
+    kept member (earliest row) of each component. Empty and whitespace-only texts belong to no cluster
+    (they are `corrupted`, not copies of each other)."""
+    rows_all = np.arange(n)
+    src = np.concatenate([np.asarray([p[0] for p in accepted], np.int64), rows_all])
+    dst = np.concatenate([np.asarray([p[1] for p in accepted], np.int64), np.where(nonempty, rep, rows_all)])
+    adj = coo_matrix((np.ones(len(src), np.int8), (src, dst)), shape=(n, n))
+    _, comp = connected_components(adj, directed=False)
+    kept = np.full(int(comp.max()) + 1 if n else 0, n, np.int64)
+    np.minimum.at(kept, comp, rows_all)
+    return comp, kept

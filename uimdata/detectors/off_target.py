@@ -16,7 +16,11 @@ from scipy.stats import norm
 
 from uimdata.detectors import register
 from uimdata.detectors.base import Detector, DetectorResult, result_table
-from uimdata.detectors.outlier import robust_z
+from uimdata.stats import robust_z
+
+#: the score of a row right at ``z_threshold`` is 2 (1 - Phi(3.5)), whatever the threshold: the z is
+#: rescaled so that scores mean the same under another ``z_threshold``
+SCORE_Z_AT_THRESHOLD = 3.5
 
 
 def nearest_cosine(queries: np.ndarray, base: np.ndarray, exclude_self: bool = False) -> np.ndarray:
@@ -40,7 +44,9 @@ class OffTargetDetector(Detector):
     description: ClassVar[str] = ("Rows far from the reference set given with --reference (e.g. the downstream "
                                   "data), calibrated on the spread of the reference itself.")
     extra_columns: ClassVar[dict[str, pa.DataType]] = {"reference_cosine": pa.float64()}
-    requires: ClassVar[tuple[str, ...]] = ("samples", "embeddings")
+    curate_rule: ClassVar[dict[str, Any]] = {"action": "keep"}
+    curate_policies: ClassVar[dict[str, dict[str, Any]]] = {"aggressive": {"action": "drop"}}
+    example_columns: ClassVar[tuple[tuple[str, str], ...]] = (("reference cosine", "reference_cosine"),)
 
     def __init__(self, z_threshold: float = 3.5) -> None:
         self.z_threshold = z_threshold
@@ -59,7 +65,7 @@ class OffTargetDetector(Detector):
         ref_cos = nearest_cosine(ref, ref, exclude_self=True)
         z = robust_z(1.0 - cos, ref=1.0 - ref_cos)
         flagged = z > self.z_threshold
-        score = np.clip(2 * norm.sf(np.maximum(z * 3.5 / self.z_threshold, 0)), 0, 1)
+        score = np.clip(2 * norm.sf(np.maximum(z * SCORE_Z_AT_THRESHOLD / self.z_threshold, 0)), 0, 1)
         typical = float(np.median(ref_cos))
         reasons = [f"far from the reference: nearest reference row at cosine {c:.2f} (typical {typical:.2f})"
                    for c in cos]

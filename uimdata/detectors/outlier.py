@@ -17,13 +17,19 @@ threshold depends on the embedding model or the corpus size:
   quotations in a dictionary) share their wording, so the model learns it and recognises the whole
   group, not only its most isolated members. Runs on corpora of at least 1,000 rows; above
   100,000 rows the model is fitted on a fixed random sample and scores the rest, and the texts are
-  tokenised in one worker process per core (joblib);
+  tokenised in one worker process per core (joblib). A row that is itself isolated in the
+  embedding view (embedding z > 1) is flagged from a genre z of 4 (``genre_isolated_z``): two
+  views that agree need less evidence each;
+* ``language (identified)``: the row's identified language (``samples.lang``, py3langid) is not the
+  corpus's most common one, holds at most 2 % of the rows (``FOREIGN_MAX_SHARE``) and was identified
+  with probability >= 0.9: the character statistics miss a page of German among long English
+  documents, whose trigrams are common enough in a technical corpus (flagged whatever the z);
 * ``isolation``: the sum of the two embedding z-scores and a character-trigram model of the row's
   *shape* (letters -> a/^, digits -> 0, punctuation kept): single rows far from everything.
 
 Each signal is put on one scale (its robust z, shifted so that at the default ``z_threshold`` of 5
-the thresholds are: language z > 4; cluster z > 3.5 with row z > 2; genre z > 5; isolation z > 6;
-another ``z_threshold`` moves them all by the same amount). The largest is the row's z: it is
+the thresholds are: language z > 4; cluster z > 3.5 with row z > 2; genre z > 5 (4 for isolated
+rows); isolation z > 6; another ``z_threshold`` moves them all by the same amount). The largest is the row's z: it is
 flagged when that exceeds ``z_threshold``,
 ``outlier_score`` = 2 (1 - Phi(z)) (lower = worse) and ``outlier_signal`` names the signal.
 Measured in ``make bench`` against cleanlab Datalab (docs/benchmarks.md).
@@ -39,7 +45,9 @@ from scipy.stats import norm
 
 from uimdata.detectors import register
 from uimdata.detectors.base import Detector, DetectorResult, result_table
+from uimdata.knn import neighbour_mean
 from uimdata.stages.base import cpu_map
+from uimdata.stats import robust_z
 
 BUCKETS = 1 << 20
 MAX_CHARS = 400
@@ -49,24 +57,19 @@ GENRE_SEED_FRAC = 0.02
 GENRE_MIN_ROWS = 1000
 #: the genre model is fitted on at most this many rows (a fixed random sample); the rest are scored by it
 GENRE_MAX_TRAIN = 100_000
+#: the genre model reads the first this many characters of a text (its wording shows there; the cost of
+#: tokenising stays bounded per row on long documents)
+GENRE_MAX_CHARS = 2000
+#: ``language (identified)``: a row whose identified language (``samples.lang``) is not the corpus's main
+#: one, holds at most this share of the corpus, and was identified with at least ``FOREIGN_MIN_CONF``
+FOREIGN_MAX_SHARE = 0.02
+FOREIGN_MIN_CONF = 0.9
 # text shapes, in Rust's regex syntax (polars). Its \w and \d differ from Python's on combining marks,
 # connector punctuation and No numbers, so Python's letters (L*, Nl, No) and digits (Nd) are spelt out:
 # the shapes are those of Python's re with [^\W\d_A-Z]+ (lower-case letters), [A-Z]+ and \d+
 _LOWER = r"[\p{L}\p{Nl}\p{No}&&[^A-Z]]+"
 _UPPER = r"[A-Z]+"
 _DIGITS = r"\p{Nd}+"
-
-
-def robust_z(s: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
-    """(s - median) / (1.4826 MAD) over ``ref`` (default ``s``); the standard deviation stands in for
-    a MAD of 0 (more than half the values equal, e.g. a corpus mostly of one repeated text), so
-    that a tie does not turn every other value into an outlier."""
-    ref = s if ref is None else ref
-    med = np.median(ref)
-    mad = 1.4826 * np.median(np.abs(ref - med))
-    if mad <= 1e-12:
-        mad = float(np.std(ref))
-    return (s - med) / max(mad, 1e-9)
 
 
 def _trigram_hashes(texts: list[str], max_chars: int, lower: bool
@@ -156,7 +159,8 @@ def genre_z(texts: list[str], seed_score: np.ndarray, frac: float = GENRE_SEED_F
 
     n = len(texts)
     # tokenising is Python-bound: chunks in worker processes, one per core
-    counts = sp.vstack(cpu_map(_hash_words, [texts[s:s + chunk] for s in range(0, n, chunk)])).tocsr()
+    heads = [t[:GENRE_MAX_CHARS] for t in texts]
+    counts = sp.vstack(cpu_map(_hash_words, [heads[s:s + chunk] for s in range(0, n, chunk)])).tocsr()
     y = np.zeros(n, np.int64)
     y[np.argsort(-seed_score, kind="stable")[:max(int(frac * n), 10)]] = 1
     rng = np.random.default_rng(seed)
@@ -172,6 +176,31 @@ def genre_z(texts: list[str], seed_score: np.ndarray, frac: float = GENRE_SEED_F
         if fold == 0 and len(rest):  # one fold model, so that these logits spread as the out-of-fold ones
             logit[rest] = model.decision_function(x[rest])
     return robust_z(logit)
+
+
+def foreign_language(samples: pa.Table, max_share: float = FOREIGN_MAX_SHARE,
+                     min_conf: float = FOREIGN_MIN_CONF) -> tuple[np.ndarray, list[str | None]]:
+    """Rows identified (``samples.lang``, ``lang_conf``) with a language other than the corpus's most
+    common one, whose language holds at most ``max_share`` of the rows, at probability >= ``min_conf``;
+    and a reason for each. A samples table without ``lang`` gets no such row."""
+    n = samples.num_rows
+    if "lang" not in samples.column_names or not n:
+        return np.zeros(n, bool), [None] * n
+    import polars as pl
+
+    df = pl.from_arrow(samples.select(["lang", "lang_conf"]))
+    counts = df.drop_nulls("lang").group_by("lang").len()
+    if counts.is_empty():
+        return np.zeros(n, bool), [None] * n
+    main = counts.sort(["len", "lang"], descending=[True, False]).row(0)
+    share = dict(zip(counts["lang"].to_list(), (counts["len"] / n).to_list()))
+    langs, confs = df["lang"].to_list(), df["lang_conf"].to_list()
+    out = np.array([lg is not None and lg != main[0] and share[lg] <= max_share and (c or 0) >= min_conf
+                    for lg, c in zip(langs, confs)], dtype=bool)
+    why = [f"identified as '{lg}' (p={c:.2f}), a language of {share[lg]:.1%} of the corpus, "
+           f"which is {main[1] / n:.0%} '{main[0]}': another language?" if f else None
+           for lg, c, f in zip(langs, confs, out)]
+    return out, why
 
 
 def mahalanobis_to_means(x: np.ndarray, y: np.ndarray | None, reg: float = 1e-3) -> np.ndarray:
@@ -211,11 +240,24 @@ class OutlierDetector(Detector):
                                   "isolated in embedding space recognises it) or an isolated point, "
                                   "calibrated on the corpus itself.")
     extra_columns: ClassVar[dict[str, pa.DataType]] = {"outlier_signal": pa.string()}
-    requires: ClassVar[tuple[str, ...]] = ("samples", "embeddings", "neighbors")
+    curate_rule: ClassVar[dict[str, Any]] = {"action": "drop"}
+    curate_policies: ClassVar[dict[str, dict[str, Any]]] = {"conservative": {"action": "keep"}}
+    tail_guard: ClassVar[tuple[str, ...]] = ("knn",)
+    example_columns: ClassVar[tuple[tuple[str, str], ...]] = (("signal", "outlier_signal"),)
 
-    def __init__(self, z_threshold: float = 5.0, min_rows: int = 50) -> None:
+    def __init__(self, z_threshold: float = 5.0, min_rows: int = 50, language_z: float = 4.0,
+                 cluster_z: float = 3.5, cluster_row_z: float = 2.0, genre_z: float = 5.0,
+                 isolation_z: float = 6.0, foreign_max_share: float = FOREIGN_MAX_SHARE,
+                 foreign_min_conf: float = FOREIGN_MIN_CONF, genre_isolated_z: float | None = 4.0,
+                 isolated_embed_z: float = 1.0) -> None:
         self.z_threshold = z_threshold
         self.min_rows = min_rows
+        #: each signal's own threshold at the default ``z_threshold`` (5); another ``z_threshold`` moves
+        #: them all by the same amount
+        self.language_z, self.cluster_z, self.cluster_row_z = language_z, cluster_z, cluster_row_z
+        self.genre_z, self.isolation_z = genre_z, isolation_z
+        self.foreign_max_share, self.foreign_min_conf = foreign_max_share, foreign_min_conf
+        self.genre_isolated_z, self.isolated_embed_z = genre_isolated_z, isolated_embed_z
 
     def skip_reason(self, ctx: Any) -> str | None:
         if ctx.n < self.min_rows:
@@ -225,7 +267,7 @@ class OutlierDetector(Detector):
     def detect(self, ctx: Any) -> DetectorResult:
         texts = ctx.texts
         g = ctx.graph
-        knn = np.nan_to_num(np.nanmean(np.where(g.rows >= 0, 1.0 - g.cos, np.nan), axis=1), nan=0.0)
+        knn = neighbour_mean(g.rows, 1.0 - g.cos)  # mean cosine distance to the present neighbours
         y = ctx.label_codes if ctx.classes else None
         z_embed = robust_z(knn) + robust_z(mahalanobis_to_means(ctx.embeddings, y))
         z_iso = robust_z(z_embed + length_weighted_z(shapes(texts), lower=False))
@@ -239,7 +281,15 @@ class OutlierDetector(Detector):
         raw = np.stack([z_lang, z_cluster, z_genre, z_iso])
         # each signal shifted so that its own threshold at the default z_threshold (5) lands on 5:
         # language 4, cluster 3.5 with row language 2, genre 5, isolation 6 (module docstring)
-        stack = np.stack([z_lang + 1.0, np.minimum(z_cluster + 1.5, z_lang + 3.0), z_genre, z_iso - 1.0])
+        stack = np.stack([z_lang + (5.0 - self.language_z),
+                          np.minimum(z_cluster + (5.0 - self.cluster_z), z_lang + (5.0 - self.cluster_row_z)),
+                          z_genre + (5.0 - self.genre_z), z_iso + (5.0 - self.isolation_z)])
+        # a row that is itself isolated in the embedding (z_embed > isolated_embed_z) needs less evidence
+        # from the word model: genre_isolated_z instead of genre_z
+        iso_genre = np.full(len(texts), -np.inf)
+        if self.genre_isolated_z is not None and genre:
+            iso_genre = np.where(z_embed > self.isolated_embed_z, z_genre + (5.0 - self.genre_isolated_z), -np.inf)
+            stack[2] = np.maximum(stack[2], iso_genre)
         empty = np.array([not x.strip() for x in texts])  # empty texts are the corrupted detector's business
         stack[:, empty] = -np.inf
         z = stack.max(axis=0)
@@ -255,8 +305,21 @@ class OutlierDetector(Detector):
                 "recognises ({:.1f} robust SDs): another genre or domain?"),
             3: "isolated and unusually written ({:.1f} robust SDs from typical): an outlier?",
         }
-        reasons = [why[int(w)].format(zz) for w, zz in zip(which, own)]
+        isolated_genre = (which == 2) & (iso_genre >= stack[2])
+        isolated_why = ("worded like a group of the corpus' most isolated rows, as a held-out model of their "
+                        "wording recognises ({:.1f} robust SDs), and itself isolated in the embedding ({:.1f} "
+                        "robust SDs): another genre or domain?")
+        reasons = [isolated_why.format(zz, ze) if ig else why[int(w)].format(zz)
+                   for w, zz, ig, ze in zip(which, own, isolated_genre, z_embed)]
         score = np.clip(2 * norm.sf(np.maximum(z, 0)), 0, 1)
+        foreign, foreign_why = foreign_language(ctx.samples, self.foreign_max_share, self.foreign_min_conf)
+        foreign &= ~empty
+        if foreign.any():
+            flagged = flagged | foreign
+            signal = np.where(foreign, "language (identified)", signal)
+            reasons = [fw if f else r for r, fw, f in zip(reasons, foreign_why, foreign)]
+            score = np.where(foreign, np.minimum(score, 2 * norm.sf(t)), score)
+            names = np.append(names, "language (identified)")
         table = result_table(self.issue, ctx.ids, flagged, score, reasons,
                              {"outlier_signal": pa.array(signal.tolist(), pa.string())})
         summary = ({s: int((signal == s).sum()) for s in names.tolist()}

@@ -1,1 +1,1 @@
-"""Executors run stages; stages never import them."""
+"""Executors run stages; stages never import them. The contract is ``executors.base.Executor``."""

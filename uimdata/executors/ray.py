@@ -9,13 +9,16 @@ Install with ``pip install 'uimdata[ray]'``; ``uim scan --engine ray [--address 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
 from uimdata.errors import UimError
-from uimdata.executors.local import LocalExecutor
+from uimdata.executors.base import TimedExecutor
 from uimdata.stages.base import Stage
+
+T = TypeVar("T")
 
 
 class _StageActor:
@@ -29,14 +32,14 @@ class _StageActor:
         return self.stage.process(batch)
 
 
-def _call_shared(fn, item, shared: dict):  # noqa: ANN001, ANN202
+def _call_shared(fn: Callable[..., T], item: Any, shared: dict[str, Any]) -> T:
     return fn(item, **shared)
 
 
-class RayExecutor(LocalExecutor):
-    """Batch stages on Ray Data actor pools; timings, progress and global steps as the local one."""
+class RayExecutor(TimedExecutor):
+    """Batch stages on Ray Data actor pools; shards of global steps as Ray tasks."""
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None, progress: bool = True,
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, progress: bool | None = None,
                  max_actors: int | None = None) -> None:
         super().__init__(progress=progress)
         try:
@@ -61,9 +64,10 @@ class RayExecutor(LocalExecutor):
             size = min(size, int(self.ray.cluster_resources().get("GPU", 0) // stage.resources.gpus))
         return max(1, min(size, self.max_actors or size))
 
-    def map_tasks(self, fn, items: list, shared: dict) -> list:  # noqa: ANN001 - any picklable function
-        """Shards of a global step as Ray tasks (one CPU each); ``shared`` (e.g. the embedding matrix and
-        a serialised index) goes into the object store once and reaches every task zero-copy."""
+    def map_tasks(self, fn: Callable[..., T], items: list, shared: dict[str, Any]) -> list[T]:
+        """Shards of a global step as Ray tasks (one CPU each; ``fn`` must be picklable); ``shared`` (e.g.
+        the embedding matrix and a serialised index) goes into the object store once and reaches every
+        task zero-copy."""
         ref = self.ray.put(shared)
         task = self.ray.remote(num_cpus=1)(_call_shared)
         return self.ray.get([task.remote(fn, item, ref) for item in items])
@@ -76,7 +80,7 @@ class RayExecutor(LocalExecutor):
         start = time.perf_counter()
         tables = [b for b in batches if b.num_rows]
         rows = 0
-        with self._bar(desc or stage.name, total) as advance:
+        with self.bar(desc or stage.name, total) as advance:
             if tables:
                 ds = ray.data.from_arrow(tables)
                 ds = ds.map_batches(_StageActor, fn_constructor_args=(stage,), batch_format="pyarrow",

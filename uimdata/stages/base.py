@@ -3,17 +3,19 @@
 A :class:`Stage` turns one Arrow record batch into another: it declares the columns it
 reads (``needs``) and the columns it adds (``adds``), loads heavy state once per worker in
 :meth:`Stage.setup`, and its :meth:`Stage.process` is pure, so an executor may retry a batch
-or run it on another worker. Stages never import an executor.
+or run it on another worker. Stages never import an executor. :func:`check_pipeline` holds a
+sequence of stages to their declarations before any of them runs.
 
 A :class:`GlobalStep` needs the whole corpus at once (a kNN graph, cleanlab over all
-predictions). It reads artifacts of the run directory and writes one of its own.
+predictions). It reads artifacts of the run directory and writes one of its own; its sharded
+parts go through a :class:`PMap`, the parallel map an executor provides.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -21,6 +23,16 @@ from uimdata.errors import UimError
 
 if TYPE_CHECKING:
     from uimdata.rundir import RunDir
+
+T = TypeVar("T")
+
+
+class PMap(Protocol):
+    """A parallel map over a global step's shards: ``pmap(fn, items, shared)`` returns
+    ``[fn(item, **shared) for item in items]`` in order, wherever the calls run (an executor's
+    ``map_tasks``; :func:`local_map` in this process)."""
+
+    def __call__(self, fn: Callable[..., T], items: list, shared: dict[str, Any], /) -> list[T]: ...
 
 
 @dataclass(frozen=True)
@@ -46,28 +58,28 @@ class Stage:
     def process(self, batch: pa.Table) -> pa.Table:
         raise NotImplementedError
 
-    def check_input(self, schema: pa.Schema) -> None:
-        missing = [c for c in self.needs if c not in schema.names]
+
+def check_pipeline(stages: Iterable[Stage], given: Iterable[str] = ()) -> None:
+    """Fail, before any stage runs, when a stage ``needs`` a column that neither ``given`` (the input's
+    columns) nor the ``adds`` of a stage before it provides: a one-line :class:`UimError`."""
+    have = list(given)
+    for stage in stages:
+        missing = [c for c in stage.needs if c not in have]
         if missing:
-            raise UimError(
-                f"stage '{self.name}' cannot run",
-                expected=f"columns {list(self.needs)}",
-                got=f"columns {schema.names}",
-                hint="run the stages that add them first",
-            )
+            raise UimError(f"stage '{stage.name}' needs column(s) {missing} that no earlier stage adds",
+                           expected=f"columns {list(stage.needs)}", got=f"columns {have}",
+                           hint="run the stages that add them first")
+        have += [c for c in stage.adds if c not in have]
 
 
 class GlobalStep:
     """A whole-corpus step that reads run artifacts and writes one artifact."""
 
     name: ClassVar[str] = "global"
-    resources: ClassVar[Resources] = Resources()
 
-    def run(self, run: RunDir) -> None:
+    def run(self, run: RunDir, pmap: PMap | None = None) -> None:
+        """Read ``run``'s artifacts, write this step's; ``pmap`` runs its shards (None: in this process)."""
         raise NotImplementedError
-
-
-T = TypeVar("T")
 
 
 def local_map(fn: Callable[..., T], items: list, shared: dict[str, Any]) -> list[T]:

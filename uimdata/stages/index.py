@@ -12,23 +12,19 @@ plus ``row``/``neighbor_row`` (positions in ``samples``) for fast joins.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 
 from uimdata.rundir import RunDir, atomic_write_parquet
-from uimdata.stages.base import GlobalStep, Resources, local_map
+from uimdata.stages.base import GlobalStep, PMap, local_map
 
 #: HNSW above ``exact_max`` rows: faster than IVF at higher recall on 2 cores (figures: docs/benchmarks.md)
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 40
 HNSW_EF_SEARCH = 48
-T = TypeVar("T")
-#: a parallel map the executor provides: ``pmap(fn, items, shared) -> [fn(item, **shared) ...]``
-TaskMap = Callable[[Callable[..., T], list, dict[str, Any]], list[T]]
 
 
 @dataclass
@@ -147,7 +143,7 @@ def ivf_search(span: tuple[int, int], index_bytes: np.ndarray, emb: np.ndarray, 
 
 
 def _faiss_search(emb: np.ndarray, k: int, exact_max: int, nlist: int | None, nprobe: int | None,
-                  seed: int, approx: str = "hnsw", pmap: TaskMap | None = None,
+                  seed: int, approx: str = "hnsw", pmap: PMap | None = None,
                   shard_rows: int = 65536) -> tuple[np.ndarray, np.ndarray, str]:
     import faiss
 
@@ -185,7 +181,7 @@ def cross_search(base: np.ndarray, queries: np.ndarray, k: int, exact_max: int =
 
 def knn_graph(emb: np.ndarray, k: int = 10, exact_max: int = 20000, nlist: int | None = None,
               nprobe: int | None = None, seed: int = 0, device: str = "auto", approx: str = "auto",
-              pmap: TaskMap | None = None) -> KnnGraph:
+              pmap: PMap | None = None) -> KnnGraph:
     """Each row's k nearest other rows by cosine: FAISS (its GPU build when installed), or exact
     blockwise torch search on a CUDA device when FAISS has no GPU (``device`` auto/cpu/cuda)."""
     n, d = emb.shape
@@ -247,7 +243,6 @@ def read_graph(run: RunDir, n: int) -> KnnGraph:
 
 class KnnIndex(GlobalStep):
     name: ClassVar[str] = "index"
-    resources: ClassVar[Resources] = Resources(cpus=2)
 
     def __init__(self, k: int = 10, exact_max: int = 20000, nlist: int | None = None,
                  nprobe: int | None = None, device: str = "auto", approx: str = "auto") -> None:
@@ -255,8 +250,9 @@ class KnnIndex(GlobalStep):
         self.device, self.approx = device, approx
         self.kind = ""
 
-    def run(self, run: RunDir, pmap: TaskMap | None = None) -> None:
-        """``pmap``: the executor's parallel map for the sharded IVF-PQ search (default: in-process)."""
+    def run(self, run: RunDir, pmap: PMap | None = None) -> None:
+        """Write ``neighbors.parquet`` from the run's embeddings; ``pmap``: the executor's parallel map for
+        the sharded IVF / IVF-PQ search (None: in this process)."""
         emb = run.read_embeddings()
         ids = run.read_samples(columns=["id"]).column("id").combine_chunks()
         graph = knn_graph(emb, self.k, self.exact_max, self.nlist, self.nprobe, device=self.device,
