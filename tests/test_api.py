@@ -292,7 +292,7 @@ def test_errors_are_one_line_uim_errors(base, corpus, tmp_path):
     err(lambda: uimdata.scan([1, 2]), "row 0 of the list is not a dict")
     err(lambda: uimdata.scan([]), "has no rows")
     err(lambda: uimdata.scan(df, embedding=emb[:5]), "embedding has shape (5, 32)", "258")
-    err(lambda: uimdata.scan(df, label_model="svm"), "--label-model", "ensemble, logreg or knn")
+    err(lambda: uimdata.scan(df, label_model="svm"), "--label-model", "ensemble, embedding, logreg, knn or text")
     err(lambda: uimdata.scan(df, colour="red"), "unknown option colour")
     err(lambda: uimdata.scan(df, embedding=emb, detectors="exact_duplicate,nope", progress=False), "nope")
     # column errors name the in-memory object, not a temporary file

@@ -306,3 +306,54 @@ def test_foreign_language_signal_uses_identified_language():
     assert not foreign_language(s2)[0][-3:].any()
     # a samples table without lang: nothing
     assert not foreign_language(samples.drop(["lang", "lang_conf"]))[0].any()
+
+
+def test_text_label_model_finds_flips_the_embeddings_cannot_see(tmp_path):
+    """Classes told apart only by their words (the embeddings are random): the text model finds the
+    planted flips, and a clean copy of the corpus gets no flags."""
+    from tests.conftest import random_embeddings
+
+    rng = np.random.default_rng(3)
+    vocab = [[f"{stem}{i}" for i in range(25)] for stem in ("kernel", "garden", "violin", "harbour")]
+    shared = [f"common{i}" for i in range(40)]
+    y = np.repeat(np.arange(4), 100)
+    texts = [" ".join([*rng.choice(vocab[c], 6), *rng.choice(shared, 4)]) for c in y]
+    flip = rng.choice(len(y), 16, replace=False)
+    given = y.copy()
+    given[flip] = (y[flip] + rng.integers(1, 4, len(flip))) % 4
+    emb = random_embeddings(len(y), dim=16)
+    f, _ = run(tmp_path / "noisy", labelled(emb, given, texts), detectors=("label",), label_model="text")
+    flagged = set(f.filter(pl.col("is_label_issue"))["id"])
+    planted = {f"r{i}" for i in flip}
+    assert len(flagged & planted) >= 14, (len(flagged & planted), len(flagged))
+    assert len(flagged - planted) <= 1
+    sugg = dict(f.filter(pl.col("is_label_issue")).select("id", "suggested_label").rows())
+    assert all(sugg[f"r{i}"] == f"class{y[i]}" for i in flip if f"r{i}" in sugg)
+    f, _ = run(tmp_path / "clean", labelled(emb, y, texts), detectors=("label",), label_model="text")
+    assert f["is_label_issue"].sum() == 0
+
+
+def test_label_flags_need_a_strong_likelihood_ratio():
+    """A row is flagged when its given label's probability is below relative_threshold x its class's
+    confident threshold and the predicted class is at least 1 / max_ratio times as probable."""
+    from uimdata.context import ScanContext
+    from uimdata.detectors.label import LabelDetector
+
+    n = 100
+    labels = ["a"] * 50 + ["b"] * 50
+    ctx = ScanContext.from_arrays([f"r{i}" for i in range(n)], ["x"] * n, np.eye(n, 8, dtype=np.float32) + 1,
+                                  labels)
+    p = np.tile([0.9, 0.1], (n, 1))
+    p[50:] = [0.1, 0.9]
+    p[0] = [0.05, 0.95]   # below 0.1 x t_a, but a ratio of 0.053: not strong enough at 0.04
+    p[1] = [0.03, 0.97]   # ratio 0.031: flagged
+    p[60] = [0.99, 0.01]  # ratio 0.010: flagged
+    ctx._pred_probs = p.astype(np.float32)
+
+    def flagged(**kw) -> set[int]:
+        return set(np.flatnonzero(LabelDetector(**kw).detect(ctx).table["is_label_issue"]
+                                  .to_numpy(zero_copy_only=False)))
+
+    assert flagged() == {1, 60}
+    assert flagged(max_ratio=0.06) == {0, 1, 60}
+    assert flagged(relative_threshold=0.03) == {60}  # 0.03 is not below 0.03 x t_a (~0.88)

@@ -97,7 +97,7 @@ def scan(
     encoding_errors: str = typer.Option("strict", help="strict | replace (bad bytes become U+FFFD)"),
     detectors: str | None = typer.Option(None, help="comma-separated detectors (default: all)"),
     cache_dir: Path | None = typer.Option(None, help="embedding cache (default ~/.cache/uimdata)"),
-    label_model: str = typer.Option("ensemble", help="out-of-fold label model: ensemble | logreg | knn"),
+    label_model: str = typer.Option("ensemble", help="out-of-fold label model: ensemble | embedding | logreg | knn | text"),
     reference: Path | None = typer.Option(None, help="reference set (e.g. downstream data): adds off_target"),
     engine: str = typer.Option("local", help="local | ray (Ray Data actor pools; pip install 'uimdata[ray]')"),
     address: str | None = typer.Option(None, help="Ray cluster address (auto | ray://HOST:PORT); default: local"),

@@ -122,7 +122,7 @@ class ScanContext:
 
             g = self.graph
             self._pred_probs = oof_pred_probs(self.embeddings, self.label_codes, len(self.classes), g.rows, g.cos,
-                                              method=self.label_model, device=self.device)
+                                              method=self.label_model, device=self.device, texts=self.texts)
         return self._pred_probs
 
     def write_pred_probs(self) -> bool:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from uimdata.detectors.long_tail import LongTailDetector as LongTail
 from uimdata.downstream import DownstreamSpec, label_overlap, read_downstream
 from uimdata.errors import UimError
 from uimdata.knn import cosine_weights, neighbour_share
@@ -142,7 +143,7 @@ def class_table(y_true: np.ndarray, preds: dict[str, np.ndarray], train_counts: 
 
 def _tail_classes(run: RunDir) -> list[str]:
     for d in read_detectors(run):
-        if d.get("issue") == "long_tail":
+        if d.get("issue") == LongTail.issue:
             return list(d.get("summary", {}).get("tail_classes") or [])
     return []
 

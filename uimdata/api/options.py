@@ -12,7 +12,8 @@ from typing import Any
 from uimdata.errors import UimError
 
 #: the command-line checks of scan options, shared by ``uim scan`` and :func:`uimdata.scan`
-CHOICES = {"label_model": ("--label-model", ("ensemble", "logreg", "knn"), "ensemble, logreg or knn"),
+CHOICES = {"label_model": ("--label-model", ("ensemble", "embedding", "logreg", "knn", "text"),
+                           "ensemble, embedding, logreg, knn or text"),
            "embedding_dtype": ("--embedding-dtype", ("float32", "float16"), "float32 or float16"),
            "index": ("--index", ("auto", "hnsw", "ivf", "ivfpq"), "auto, hnsw, ivf or ivfpq"),
            "encoding_errors": ("--encoding-errors", ("strict", "replace"), "strict or replace"),

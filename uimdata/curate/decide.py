@@ -300,7 +300,7 @@ def _keep_one(rows: _Rows, members: list[int], dup_issue: np.ndarray, rule_issue
               ids: list[str], texts: list[str]) -> None:
     """One duplicate cluster (or its rows of one label): the keeper survives, the others are dropped, each
     under the issue that flagged it (else ``rule_issue``). A keeper that is not the cluster's first row is
-    noted under the last registered duplicate issue (the one whose clusters these are)."""
+    noted under the issue that flagged the cluster's first flagged member."""
     alive = [m for m in members if not rows.drop[m]] or list(members)
     keeper = max(alive, key=lambda m: (len(texts[m]), -m)) if rule.get("keep") == "longest" else min(alive)
     for m in members:
@@ -310,7 +310,7 @@ def _keep_one(rows: _Rows, members: list[int], dup_issue: np.ndarray, rule_issue
         rows.drop[m] = True
         rows.note(m, issue, f"{issue}: dropped, a duplicate of kept row {ids[keeper]}")
     if any(dup_issue[m] for m in members) and not rows.drop[keeper] and keeper != min(members):
-        cluster_issue = [issue for issue, cls in REGISTRY.items() if cls.duplicate][-1]
+        cluster_issue = next(dup_issue[m] for m in members if dup_issue[m])  # the issue that flagged its copies
         rows.note(keeper, cluster_issue, "kept as its duplicate cluster's member "
                   f"({rule.get('keep', 'first')} surviving row)")
 

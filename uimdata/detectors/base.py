@@ -116,6 +116,9 @@ class Detector:
     #: the command that writes its columns: ``"scan"`` (``uim scan`` runs it) or ``"link"`` (``uim link``
     #: writes them from downstream evidence; ``uim scan --detectors`` refuses it)
     runs_in: ClassVar[str] = "scan"
+    #: its flags mark a defect of the row; False for a property of the corpus's shape (``long_tail``), which
+    #: ``uim link`` does not name as a slice's dominant issue
+    defect: ClassVar[bool] = True
 
     # --- curation (``uim curate``, uimdata/curate/) ------------------------------------------------------
     #: the actions a policy may give this issue (any of drop, relabel, reweight, keep), in the order an

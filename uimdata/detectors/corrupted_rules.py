@@ -39,7 +39,7 @@ from uimdata.detectors.lexicon import (
     markup_matches,
 )
 from uimdata.detectors.scoring import above, below, per_100_words, snip
-from uimdata.detectors.text_stats import TextStats, codepoints_for_all, repetition_for_all
+from uimdata.detectors.text_stats import TextStats, batch_slices, codepoints_for_all, repetition_for_all
 
 #: a rule's sub-score and, when it is below 0.5, the reason
 RuleResult = tuple[float, str | None]
@@ -160,13 +160,15 @@ def check_text(text: str | None, t: CorruptedThresholds) -> tuple[str | None, fl
 
 def check_texts(texts: list[str | None], t: CorruptedThresholds) -> list[tuple[str | None, float, str | None]]:
     """:func:`check_text` of each text; the long texts' code points and token-spam statistics are
-    computed for the whole batch at once."""
-    stats = [_stats(text, t) for text in texts]
-    codepoints_for_all([st for st in stats if st is not None])
-    long_min = max(t.long_min_words, t.unique_min_words)
-    repetition_for_all([st for st in stats if st is not None and st.n_tokens >= long_min],
-                       top=False, max_n=SPAM_NGRAM)
-    return [_check(text, st, t) for text, st in zip(texts, stats)]
+    computed for many texts at once."""
+    out: list[tuple[str | None, float, str | None]] = []
+    for part in batch_slices(texts, t.max_chars):
+        stats = [_stats(text, t) for text in texts[part]]
+        codepoints_for_all([st for st in stats if st is not None])
+        spam = max(t.long_min_words, t.unique_min_words)  # token_spam's texts
+        repetition_for_all([st for st in stats if st and st.n_tokens >= spam], top=False, max_n=SPAM_NGRAM)
+        out.extend(_check(text, st, t) for text, st in zip(texts[part], stats))
+    return out
 
 
 def _stats(text: str | None, t: CorruptedThresholds) -> TextStats | None:

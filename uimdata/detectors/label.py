@@ -1,15 +1,18 @@
 """label: noisy labels, by confident learning (cleanlab) on out-of-fold probabilities.
 
-The probabilities come from :mod:`uimdata.label_model` (logistic regression on the embeddings
-plus a kNN vote over the FAISS graph, cross-validated), so no user model is needed.
+The probabilities come from :mod:`uimdata.label_model` (by default the mean of the embedding models,
+logistic regression and a kNN vote over the FAISS graph, and a softmax regression over the text's
+words; cross-validated), so no user model is needed.
 
 On corpora whose classes overlap a lot, cleanlab's ``find_label_issues`` flags every hard example
-(precision and recall on the 50k WordNet benchmark: docs/benchmarks.md). uimdata
-keeps confident learning's per-class thresholds (``cleanlab.count.get_confident_thresholds``:
-t_c = the mean probability rows labelled c get for c) but asks for strong evidence: a row is a
-label issue when its given label's probability is below ``relative_threshold`` x t_c and another
-class is predicted. Rows of classes with fewer than ``min_class_rows`` (20) labelled rows are not
-judged: out-of-fold probabilities mean little there, and those rows are the long tail's business.
+(precision and recall on the 50k WordNet benchmark: docs/benchmarks.md). uimdata keeps confident
+learning's per-class thresholds (``cleanlab.count.get_confident_thresholds``: t_c = the mean
+probability rows labelled c get for c) but asks for strong evidence: a row is a label issue when its
+given label's probability is below ``relative_threshold`` (0.1) x t_c, another class is predicted,
+and that class is at least 1 / ``max_ratio`` (25) times as probable as the given label (a likelihood
+ratio; with the per-class bar alone, 4.5 % of the demo corpus, whose labels carry no planted noise,
+was flagged). Rows of classes with fewer than ``min_class_rows`` (20) labelled rows are not judged:
+out-of-fold probabilities mean little there, and those rows are the long tail's business.
 cleanlab's own candidate count is kept in the summary.
 
 Per row: ``label_score`` = the given label's probability (cleanlab's self-confidence, lower =
@@ -62,8 +65,9 @@ class LabelDetector(Detector):
         return (f"label: {flagged}noise rate not estimated "
                 f"(the confident joint of a weak model is not a noise rate)")
 
-    def __init__(self, relative_threshold: float = 0.1, min_class_rows: int = 20,
-                 filter_by: str = "prune_by_noise_rate") -> None:
+    def __init__(self, max_ratio: float | None = 0.04, relative_threshold: float | None = 0.1,
+                 min_class_rows: int = 20, filter_by: str = "prune_by_noise_rate") -> None:
+        self.max_ratio = max_ratio
         self.relative_threshold = relative_threshold
         self.min_class_rows = min_class_rows
         self.filter_by = filter_by
@@ -98,7 +102,12 @@ class LabelDetector(Detector):
         cl_issue = find_label_issues(sub_y, sub_probs, filter_by=self.filter_by)
         thresholds = get_confident_thresholds(sub_y, sub_probs)
         judged = counts[y[lab]] >= self.min_class_rows  # too few rows: no reliable out-of-fold estimate
-        flagged[lab] = (given_p < self.relative_threshold * thresholds[sub_y]) & (sugg[lab] != y[lab]) & judged
+        strong = np.ones(len(lab), bool)
+        if self.relative_threshold is not None:  # confident learning's per-class bar
+            strong &= given_p < self.relative_threshold * thresholds[sub_y]
+        if self.max_ratio is not None:  # the predicted class at least 1 / max_ratio times as probable
+            strong &= given_p <= self.max_ratio * sugg_p[lab]
+        flagged[lab] = strong & (sugg[lab] != y[lab]) & judged
 
         cj = compute_confident_joint(sub_y, sub_probs)
         gi, si = np.nonzero(cj)

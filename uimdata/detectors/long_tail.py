@@ -35,6 +35,7 @@ class LongTailDetector(Detector):
     description: ClassVar[str] = ("Under-represented rows (not defects): members of rare classes and of rare "
                                   "regions of the embedding space (small k-means clusters).")
     extra_columns: ClassVar[dict[str, pa.DataType]] = {"cluster_id": pa.int64(), "cluster_size": pa.int64()}
+    defect: ClassVar[bool] = False
     curate_actions: ClassVar[tuple[str, ...]] = ("reweight", "keep", "drop")
     curate_rule: ClassVar[dict[str, Any]] = {"action": "reweight", "max_weight": 5.0}
     #: rare classes weighted at most 2x by default: measured (docs/benchmarks.md, tail-aware curation)

@@ -25,7 +25,7 @@ from uimdata.detectors.lexicon import (
 )
 from uimdata.detectors.repetition import RepetitionStats
 from uimdata.detectors.scoring import median_spread, per_100_words, snip
-from uimdata.detectors.text_stats import TextStats, codepoints_for_all, repetition_for_all
+from uimdata.detectors.text_stats import TextStats, batch_slices, codepoints_for_all, repetition_for_all
 
 #: a rule's ``(statistic / published threshold, detail)``
 Ratio = tuple[float, str]
@@ -68,12 +68,15 @@ def ratios(text: str | None, t: LowQualityThresholds) -> dict[str, Ratio]:
 
 def ratios_many(texts: list[str | None], t: LowQualityThresholds) -> list[dict[str, Ratio]]:
     """:func:`ratios` of each text; the documents' repetition statistics (and, for non-ASCII ones,
-    code points) are computed for the whole batch at once."""
-    stats = [_stats(text, t) for text in texts]
-    documents = [st for st in stats if st is not None and st.n_tokens >= t.min_words]
-    repetition_for_all(documents)
-    codepoints_for_all([st for st in documents if not st.is_ascii])  # their words with a letter
-    return [_ratios(st, t) for st in stats]
+    code points) are computed for many documents at once."""
+    out: list[dict[str, Ratio]] = []
+    for part in batch_slices(texts, t.max_chars):
+        stats = [_stats(text, t) for text in texts[part]]
+        documents = [st for st in stats if st is not None and st.n_tokens >= t.min_words]
+        repetition_for_all(documents)
+        codepoints_for_all([st for st in documents if not st.is_ascii])  # their words with a letter
+        out.extend(_ratios(st, t) for st in stats)
+    return out
 
 
 def _stats(text: str | None, t: LowQualityThresholds) -> TextStats | None:

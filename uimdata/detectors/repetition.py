@@ -95,6 +95,7 @@ class _Words:
         self.doc = doc = np.repeat(np.arange(n_doc, dtype=np.intp), n)
         self.docs = docs
         self.lens = np.fromiter(map(len, chain.from_iterable(docs)), dtype=np.int64, count=total)
+        self.csum = np.concatenate(([0], np.cumsum(self.lens)))  # characters before each word
         # each word's first occurrence in its text, then its id (distinct words before that)
         first = np.fromiter(chain.from_iterable(map({}.setdefault, w, range(a, a + len(w)))
                                                 for w, a in zip(docs, start.tolist())),
@@ -177,31 +178,37 @@ def _ngram_stats(docs: list[list[str]], top: bool, max_n: int) -> tuple[list, li
     totals = np.maximum(1, np.add.reduceat(w.lens, w.start)).astype(np.float64)
     repeated = w.repeated  # positions whose (k-1)-gram occurs more than once; so far k = 2
     if top:
-        csum = np.concatenate(([0], np.cumsum(w.lens)))
         for k in range(2, min(4, max_n) + 1):
             g = w.groups(k, w.both(repeated))
-            _top_ngrams(w, k, g, csum, totals, top_frac, top_gram)
+            _top_ngrams(w, k, g, totals, top_frac, top_gram)
             repeated = g.repeated()
     else:  # the 2..4-grams skipped: the words of a repeated 5-gram repeat
         for _ in range(3):
             repeated = w.both(repeated, mask=True)
     dup = np.zeros((n_doc, max(0, max_n - 4)), dtype=np.int64)
-    width = len(w.doc) + 1
     for k in range(5, max_n + 1):
         g = w.groups(k, w.both(repeated))
         rep = g.repeats()
         if not len(rep):
             break  # no k-gram repeats, so no longer one does either
-        delta = np.bincount(rep, minlength=width) - np.bincount(rep + k, minlength=width)
-        covered = np.cumsum(delta)[:-1] > 0
-        dup[:, k - 5] = np.add.reduceat(covered * w.lens, w.start)
+        dup[:, k - 5] = _covered_chars(w, np.sort(rep), k)
         repeated = g.repeated()
     dup_frac = [[float(x) / total for x in row] for row, total in zip(dup.tolist(), totals.tolist())]
     return top_frac, top_gram, dup_frac
 
 
-def _top_ngrams(w: _Words, k: int, g: _Groups, csum: np.ndarray, totals: np.ndarray, top_frac: list,
-                top_gram: list) -> None:
+def _covered_chars(w: _Words, starts: np.ndarray, k: int) -> np.ndarray:
+    """Per text: the characters of the words in the k-grams at ``starts`` (ascending), each word
+    once. Each k-gram adds its words past the end of the one before it (as long as it), which is
+    in the same text or an earlier one."""
+    csum = w.csum
+    ends = starts + k
+    from_ = np.maximum(starts, np.concatenate(([0], ends[:-1])))
+    chars = csum[ends] - csum[np.minimum(from_, ends)]
+    return np.bincount(w.doc[starts], weights=chars, minlength=len(w.n)).astype(np.int64)
+
+
+def _top_ngrams(w: _Words, k: int, g: _Groups, totals: np.ndarray, top_frac: list, top_gram: list) -> None:
     """Per text, the most frequent k-gram (of those seen twice or more; the smallest hash among
     equally frequent ones) and the character fraction its occurrences cover."""
     keep = g.size >= 2
@@ -219,7 +226,7 @@ def _top_ngrams(w: _Words, k: int, g: _Groups, csum: np.ndarray, totals: np.ndar
     pick = h == least[doc]
     doc, first, cnt = doc[pick], first[pick], cnt[pick]
     # the count times the k-gram's characters, over the text's (float64, as one text at a time)
-    frac = cnt * (csum[first + k] - csum[first]).astype(np.float64) / totals[doc]
+    frac = cnt * (w.csum[first + k] - w.csum[first]).astype(np.float64) / totals[doc]
     for d, p, c, f in zip(doc.tolist(), (first - w.start[doc]).tolist(), cnt.tolist(), frac):
         top_frac[d][k - 2] = min(1.0, f)
         top_gram[d][k - 2] = (" ".join(w.docs[d][p:p + k]), c)

@@ -7,12 +7,13 @@ long runs, repeated letters, Gopher's repetition statistics), each computed on f
 A long text is scanned as code points (:mod:`uimdata.detectors.codepoints`), a short one with the
 lexicon's patterns themselves: the answers are the same. For a batch, :func:`codepoints_for_all`
 and :func:`repetition_for_all` compute the code points and the repetition statistics of many texts
-in one vectorised pass.
+in one vectorised pass, over parts of bounded size (:func:`batch_slices`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from uimdata.detectors.codepoints import (
@@ -197,6 +198,23 @@ class TextStats:
         if key not in self._repetition:
             self._repetition[key] = repetition_stats(self.text, self.tokens, top, max_n)
         return self._repetition[key]
+
+
+#: a batch's texts are analysed together up to about this many characters (bounds the memory held)
+BATCH_CHARS = 1 << 22
+
+
+def batch_slices(texts: list[str | None], max_chars: int) -> Iterator[slice]:
+    """Consecutive slices of ``texts`` of about :data:`BATCH_CHARS` characters (each text counted up
+    to ``max_chars``), at least one text each."""
+    start, size = 0, 0
+    for i, text in enumerate(texts):
+        if size and size + min(len(text or ""), max_chars) > BATCH_CHARS:
+            yield slice(start, i)
+            start, size = i, 0
+        size += min(len(text or ""), max_chars)
+    if start < len(texts):
+        yield slice(start, len(texts))
 
 
 def codepoints_for_all(stats: list[TextStats]) -> None:

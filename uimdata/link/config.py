@@ -6,22 +6,17 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from uimdata.downstream import DownstreamSpec
 from uimdata.rundir import RunDir
 
 
-@dataclass
-class LinkConfig:
+@dataclass(kw_only=True)
+class LinkConfig(DownstreamSpec):
+    """``uim link``'s options: where the downstream set is and how to read it (:class:`DownstreamSpec`),
+    the run it is linked to, and the thresholds below."""
+
     run: str
-    downstream: str
     k: int = 10
-    text_col: str | None = None
-    label_col: str | None = None
-    prediction_col: str | None = None
-    correct_col: str | None = None
-    loss_col: str | None = None
-    id_col: str | None = None
-    embedding_col: str | None = None
-    slice_cols: tuple[str, ...] = ()
     #: downstream rows a slice needs to be ranked
     min_down: int = 10
     #: inherited label bias: the given label's share of nearby downstream truth at most this ...
@@ -45,9 +40,6 @@ class LinkConfig:
     bias_self_agreement: float = 0.5
     #: significance level of the bias regions' test (Bonferroni) and of the issue attribution
     alpha: float = 0.05
-    device: str = "auto"
-    cache_dir: str | None = None
-    encoding_errors: str = "strict"
     #: slices described (terms, examples) in rank order
     describe_top: int = 50
 

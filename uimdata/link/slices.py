@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from uimdata.detectors import REGISTRY
 from uimdata.detectors.inherited_label_bias import InheritedLabelBiasDetector as Bias
 from uimdata.knn import neighbour_share
 from uimdata.link.bias import BiasRegion
@@ -91,12 +92,13 @@ def slice_records(defs: list[Slice], error: np.ndarray, flag_mat: dict[str, np.n
 
 def dominant_issue(fracs: dict[str, float | None], corpus_rate: dict[str, float],
                    n_pre: int) -> tuple[str | None, float | None]:
-    """The most enriched defect over its corpus-wide rate (long_tail is not a defect), when the enrichment
-    is at least 2x and significant (one-sided binomial, p < 0.001): (issue, enrichment), else (None, None)."""
+    """The most enriched defect over its corpus-wide rate (a detector whose ``defect`` is False, such as
+    long_tail, is not one), when the enrichment is at least 2x and significant (one-sided binomial,
+    p < 0.001): (issue, enrichment), else (None, None)."""
     found, best = (None, None), 0.0
     for i, frac in fracs.items():
         frac = frac or 0.0
-        if i == "long_tail" or frac == 0 or n_pre == 0:
+        if not getattr(REGISTRY.get(i), "defect", True) or frac == 0 or n_pre == 0:
             continue
         enrich = frac / max(corpus_rate[i], 1e-9)
         k_flag = int(round(frac * n_pre))

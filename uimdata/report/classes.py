@@ -11,6 +11,8 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 
+from uimdata.detectors.label import LabelDetector as Label
+from uimdata.detectors.long_tail import LongTailDetector as LongTail
 from uimdata.report.blocks import note, num, paragraph, pct, short, table
 from uimdata.report.charts import ACCENT, GREY, HEAD, TAIL, chart, figure, log_axis, patch
 from uimdata.report.db import Tables, records
@@ -26,8 +28,8 @@ NOISE_CELLS = 2000     # label-noise cells read
 def classes(con: duckdb.DuckDBPyConnection, tables: Tables, detectors: dict[str, dict]) -> dict:
     """Section "Classes and long tail"."""
     blocks: list[dict] = []
-    tail_info = detectors.get("long_tail", {}).get("summary", {})
-    ran = "long_tail" in detectors and not tail_info.get("skipped")
+    tail_info = detectors.get(LongTail.issue, {}).get("summary", {})
+    ran = LongTail.issue in detectors and not tail_info.get("skipped")
     if "label" not in tables["samples"]:
         blocks.append(note("the corpus has no label column."))
     else:
@@ -121,7 +123,7 @@ def label_noise(con: duckdb.DuckDBPyConnection, tables: Tables, detectors: dict[
     """Section "Label noise": the estimated noise rate, the heat map and the largest cells."""
     blocks: list[dict] = []
     section = {"id": "label-noise", "title": "Label noise", "blocks": blocks}
-    label_info = detectors.get("label", {}).get("summary", {})
+    label_info = detectors.get(Label.issue, {}).get("summary", {})
     if "label_noise_matrix" not in tables:
         blocks.append(note("the label detector did not run"
                            + (f" ({label_info['skipped']})." if label_info.get("skipped") else ".")))
