@@ -333,27 +333,44 @@ def test_text_label_model_finds_flips_the_embeddings_cannot_see(tmp_path):
     assert f["is_label_issue"].sum() == 0
 
 
-def test_label_flags_need_a_strong_likelihood_ratio():
-    """A row is flagged when its given label's probability is below relative_threshold x its class's
-    confident threshold and the predicted class is at least 1 / max_ratio times as probable."""
+def _flags_for_probs(labels: list[str], p: np.ndarray, **kw) -> set[int]:
     from uimdata.context import ScanContext
     from uimdata.detectors.label import LabelDetector
 
-    n = 100
-    labels = ["a"] * 50 + ["b"] * 50
+    n = len(labels)
     ctx = ScanContext.from_arrays([f"r{i}" for i in range(n)], ["x"] * n, np.eye(n, 8, dtype=np.float32) + 1,
                                   labels)
-    p = np.tile([0.9, 0.1], (n, 1))
-    p[50:] = [0.1, 0.9]
-    p[0] = [0.05, 0.95]   # below 0.1 x t_a, but a ratio of 0.053: not strong enough at 0.04
-    p[1] = [0.03, 0.97]   # ratio 0.031: flagged
-    p[60] = [0.99, 0.01]  # ratio 0.010: flagged
     ctx._pred_probs = p.astype(np.float32)
+    return set(np.flatnonzero(LabelDetector(**kw).detect(ctx).table["is_label_issue"]
+                              .to_numpy(zero_copy_only=False)))
 
-    def flagged(**kw) -> set[int]:
-        return set(np.flatnonzero(LabelDetector(**kw).detect(ctx).table["is_label_issue"]
-                                  .to_numpy(zero_copy_only=False)))
 
-    assert flagged() == {1, 60}
-    assert flagged(max_ratio=0.06) == {0, 1, 60}
-    assert flagged(relative_threshold=0.03) == {60}  # 0.03 is not below 0.03 x t_a (~0.88)
+def test_label_flags_need_a_strong_likelihood_ratio():
+    """With many classes a row is flagged when its given label's probability is below relative_threshold x
+    its class's confident threshold and the predicted class is at least 1 / max_ratio times as probable."""
+    k = 30
+    y = np.repeat(np.arange(k), 25)
+    p = np.full((len(y), k), 0.1 / (k - 1))
+    p[np.arange(len(y)), y] = 0.9
+    p[0] = 0.0
+    p[0, [0, 1]] = [0.045, 0.955]  # below 0.1 x t_0, but a ratio of 0.047: not strong enough at 0.04
+    p[1] = 0.0
+    p[1, [0, 1]] = [0.03, 0.97]    # ratio 0.031: flagged
+    p[60] = 0.0
+    p[60, [2, 3]] = [0.01, 0.99]   # ratio 0.010: flagged
+    labels = [f"c{c:02d}" for c in y]
+    assert _flags_for_probs(labels, p) == {1, 60}
+    assert _flags_for_probs(labels, p, max_ratio=0.06) == {0, 1, 60}
+    assert _flags_for_probs(labels, p, relative_threshold=0.03) == {60}  # 0.03 is not below 0.03 x t_0
+    assert _flags_for_probs(labels, p, max_ratio=None) == {0, 1, 60}
+
+
+def test_label_ratio_bar_relaxes_with_few_classes():
+    """With K < 1 / max_ratio classes the predicted class needs to be only K times as probable: with two
+    classes a row at 0.05 against 0.95 is flagged by the per-class bar alone."""
+    labels = ["a"] * 50 + ["b"] * 50
+    p = np.tile([0.9, 0.1], (100, 1))
+    p[50:] = [0.1, 0.9]
+    p[0] = [0.05, 0.95]   # ratio 0.053 (> 0.04), below 1 / 2
+    p[1] = [0.2, 0.8]     # ratio 0.25, but not below 0.1 x t_a
+    assert _flags_for_probs(labels, p) == {0}

@@ -9,10 +9,10 @@ On corpora whose classes overlap a lot, cleanlab's ``find_label_issues`` flags e
 learning's per-class thresholds (``cleanlab.count.get_confident_thresholds``: t_c = the mean
 probability rows labelled c get for c) but asks for strong evidence: a row is a label issue when its
 given label's probability is below ``relative_threshold`` (0.1) x t_c, another class is predicted,
-and that class is at least 1 / ``max_ratio`` (25) times as probable as the given label (a likelihood
-ratio; with the per-class bar alone, 4.5 % of the demo corpus, whose labels carry no planted noise,
-was flagged). Rows of classes with fewer than ``min_class_rows`` (20) labelled rows are not judged:
-out-of-fold probabilities mean little there, and those rows are the long tail's business.
+and that class is at least 1 / ``max_ratio`` (25) times as probable as the given label, or K times
+with K < 25 classes (a likelihood ratio; with the per-class bar alone, 4.5 % of the demo corpus, whose
+labels carry no planted noise, was flagged; with the ratio alone, few-class corpora lost most flags).
+Rows of classes with fewer than ``min_class_rows`` (20) labelled rows are not judged: out-of-fold probabilities mean little there, and those rows are the long tail's business.
 cleanlab's own candidate count is kept in the summary.
 
 Per row: ``label_score`` = the given label's probability (cleanlab's self-confidence, lower =
@@ -105,8 +105,10 @@ class LabelDetector(Detector):
         strong = np.ones(len(lab), bool)
         if self.relative_threshold is not None:  # confident learning's per-class bar
             strong &= given_p < self.relative_threshold * thresholds[sub_y]
-        if self.max_ratio is not None:  # the predicted class at least 1 / max_ratio times as probable
-            strong &= given_p <= self.max_ratio * sugg_p[lab]
+        if self.max_ratio is not None:  # the predicted class at least 1 / max_ratio times as probable ...
+            # ... or K times with K classes, when that is less: with few classes every model's smoothing
+            # keeps a wrong label's probability above the bar (2 classes: 5 of 20 planted flips found)
+            strong &= given_p <= max(self.max_ratio, 1.0 / len(present)) * sugg_p[lab]
         flagged[lab] = strong & (sugg[lab] != y[lab]) & judged
 
         cj = compute_confident_joint(sub_y, sub_probs)
