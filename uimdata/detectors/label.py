@@ -112,15 +112,7 @@ class LabelDetector(Detector):
         flagged[lab] = strong & (sugg[lab] != y[lab]) & judged
 
         cj = compute_confident_joint(sub_y, sub_probs)
-        gi, si = np.nonzero(cj)
-        off = gi != si
-        noise = pa.table({
-            "given_label": pa.array([classes[present[i]] for i in gi[off]], pa.string()),
-            "suggested_label": pa.array([classes[present[j]] for j in si[off]], pa.string()),
-            "count": pa.array(cj[gi[off], si[off]].astype(np.int64)),
-            "fraction_of_given": pa.array(cj[gi[off], si[off]] / np.maximum(cj[gi[off]].sum(axis=1), 1)),
-        }).sort_by([("count", "descending")])
-
+        noise = noise_matrix(cj, [classes[c] for c in present])
         given = [classes[c] if c >= 0 else None for c in y]
         reasons = [f"given '{given[i]}' (p={score[i]:.2f}) but the corpus says '{classes[sugg[i]]}' "
                    f"(p={sugg_p[i]:.2f})" for i in range(n)]
@@ -143,3 +135,16 @@ class LabelDetector(Detector):
                                                           / max(cj.sum(), 1)),
                    "flagged_rate": float(flagged.sum() / max(len(lab), 1))}
         return DetectorResult(self.issue, table, summary, tables={"label_noise_matrix": noise})
+
+
+def noise_matrix(cj: np.ndarray, names: list[str]) -> pa.Table:
+    """The confident joint's off-diagonal cells (given x suggested label, ``names`` its rows' classes) as
+    the table ``label_noise_matrix``, largest count first."""
+    gi, si = np.nonzero(cj)
+    off = gi != si
+    return pa.table({
+        "given_label": pa.array([names[i] for i in gi[off]], pa.string()),
+        "suggested_label": pa.array([names[j] for j in si[off]], pa.string()),
+        "count": pa.array(cj[gi[off], si[off]].astype(np.int64)),
+        "fraction_of_given": pa.array(cj[gi[off], si[off]] / np.maximum(cj[gi[off]].sum(axis=1), 1)),
+    }).sort_by([("count", "descending")])
