@@ -1,4 +1,5 @@
-"""Out-of-fold predicted probabilities from the embeddings alone (no user model needed).
+"""Out-of-fold predicted probabilities from the corpus itself: its embeddings, kNN graph and texts (no
+user model needed).
 
 Three models, all cheap on a CPU and on a GPU when there is one:
 
@@ -15,7 +16,7 @@ Three models, all cheap on a CPU and on a GPU when there is one:
 * ``embedding``: logreg and knn only (the ensemble before the text model joined it).
 
 The text model adds 5-7 points of out-of-fold accuracy on the benchmark's labelled corpora
-(docs/benchmarks.md, "Label models").
+(docs/benchmarks.md, multi-domain benchmark, ``label``).
 """
 
 from __future__ import annotations
@@ -290,8 +291,8 @@ def blend(a: np.ndarray, b: np.ndarray, y: np.ndarray, steps: int = 20) -> np.nd
     are most probable (mean log-probability; one number learnt from out-of-fold probabilities): a model
     that knows nothing of the classes (texts that never name them) gets no weight, instead of diluting
     the other's evidence."""
-    pa_, pb = a[np.arange(len(y)), y].astype(np.float64), b[np.arange(len(y)), y].astype(np.float64)
+    p_a, p_b = a[np.arange(len(y)), y].astype(np.float64), b[np.arange(len(y)), y].astype(np.float64)
     ws = np.linspace(0.0, 1.0, steps + 1)
-    ll = [np.log(np.maximum(w * pa_ + (1 - w) * pb, 1e-12)).mean() for w in ws]
+    ll = [np.log(np.maximum(w * p_a + (1 - w) * p_b, 1e-12)).mean() for w in ws]
     w = float(ws[int(np.argmax(ll))])
     return (w * a + (1 - w) * b).astype(np.float32)

@@ -309,8 +309,8 @@ def _keep_one(rows: _Rows, members: list[int], dup_issue: np.ndarray, rule_issue
         issue = dup_issue[m] or rule_issue
         rows.drop[m] = True
         rows.note(m, issue, f"{issue}: dropped, a duplicate of kept row {ids[keeper]}")
-    if any(dup_issue[m] for m in members) and not rows.drop[keeper] and keeper != min(members):
-        cluster_issue = next(dup_issue[m] for m in members if dup_issue[m])  # the issue that flagged its copies
+    cluster_issue = next((dup_issue[m] for m in members if dup_issue[m]), None)  # the issue that flagged its copies
+    if cluster_issue and not rows.drop[keeper] and keeper != min(members):
         rows.note(keeper, cluster_issue, "kept as its duplicate cluster's member "
                   f"({rule.get('keep', 'first')} surviving row)")
 

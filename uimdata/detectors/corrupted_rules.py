@@ -162,10 +162,10 @@ def check_texts(texts: list[str | None], t: CorruptedThresholds) -> list[tuple[s
     """:func:`check_text` of each text; the long texts' code points and token-spam statistics are
     computed for many texts at once."""
     out: list[tuple[str | None, float, str | None]] = []
+    spam = max(t.long_min_words, t.unique_min_words)  # token_spam's texts
     for part in batch_slices(texts, t.max_chars):
         stats = [_stats(text, t) for text in texts[part]]
         codepoints_for_all([st for st in stats if st is not None])
-        spam = max(t.long_min_words, t.unique_min_words)  # token_spam's texts
         repetition_for_all([st for st in stats if st and st.n_tokens >= spam], top=False, max_n=SPAM_NGRAM)
         out.extend(_check(text, st, t) for text, st in zip(texts[part], stats))
     return out

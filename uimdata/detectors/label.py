@@ -1,8 +1,8 @@
 """label: noisy labels, by confident learning (cleanlab) on out-of-fold probabilities.
 
-The probabilities come from :mod:`uimdata.label_model` (by default the mean of the embedding models,
-logistic regression and a kNN vote over the FAISS graph, and a softmax regression over the text's
-words; cross-validated), so no user model is needed.
+The probabilities come from :mod:`uimdata.label_model` (by default the embedding models, logistic
+regression and a kNN vote over the FAISS graph, mixed with a softmax regression over the text's words;
+cross-validated), so no user model is needed.
 
 On corpora whose classes overlap a lot, cleanlab's ``find_label_issues`` flags every hard example
 (precision and recall on the 50k WordNet benchmark: docs/benchmarks.md). uimdata keeps confident
@@ -12,7 +12,8 @@ given label's probability is below ``relative_threshold`` (0.1) x t_c, another c
 and that class is at least 1 / ``max_ratio`` (25) times as probable as the given label, or K times
 with K < 25 classes (a likelihood ratio; with the per-class bar alone, 4.5 % of the demo corpus, whose
 labels carry no planted noise, was flagged; with the ratio alone, few-class corpora lost most flags).
-Rows of classes with fewer than ``min_class_rows`` (20) labelled rows are not judged: out-of-fold probabilities mean little there, and those rows are the long tail's business.
+Rows of classes with fewer than ``min_class_rows`` (20) labelled rows are not judged: out-of-fold
+probabilities mean little there, and those rows are the long tail's business.
 cleanlab's own candidate count is kept in the summary.
 
 Per row: ``label_score`` = the given label's probability (cleanlab's self-confidence, lower =
