@@ -12,9 +12,11 @@ Per corpus: ``uim scan`` with the precomputed ``embedding`` column and the defau
   printed noise-rate estimate next to the planted rate;
 * Datalab ``find_issues`` with its defaults (``features`` = the same embeddings; ``pred_probs`` =
   uimdata's out-of-fold probabilities where labelled): near_duplicate (membership), outlier, label;
-* seconds per stage, and per row / per 1,000 characters.
+* seconds per stage, and per row / per 1,000 characters;
+* cost against length (:func:`length_cost`): the same 1,300 rows at 4,000 and at 100 characters, same
+  embeddings, seconds per row and their ratio (``results.json`` ``length_cost``).
 
-``python -m pipelines.bench_domains [corpus ...] [--no-datalab] [--old-corrupted] [--eval-only]``; results in
+``python -m pipelines.bench_domains [corpus ...] [--no-datalab] [--old-corrupted] [--eval-only] [--length-only]``; results in
 ``runs/domains/results.json`` (merged per corpus). ``--old-corrupted`` also scores the ``corrupted``
 detector of the last commit (``git show HEAD:...``) on the same texts: the "before" column.
 """
@@ -207,6 +209,42 @@ def bench(name: str, with_datalab: bool = True, with_old: bool = False) -> dict:
     return res
 
 
+def length_cost(rows: int = 1300, long_chars: int = 4000, short_chars: int = 100) -> dict:
+    """Scan cost per row against text length, everything else equal: ``rows`` texts of ``long_chars``
+    characters (clean technical documents of the techdocs corpus, consecutive ones joined and cut) and
+    the same rows cut to their first ``short_chars`` characters, both with the same given embeddings
+    (the first document's), unlabelled, default detectors. The ratio of the two per-row times is
+    the "long documents at the speed of short ones" figure."""
+    corpus, truth_path = build("techdocs")
+    df = pl.read_parquet(corpus)
+    df = df.filter(~pl.col("id").is_in(pl.read_parquet(truth_path)["id"].to_list()))
+    texts, embs, current, first = [], [], [], None
+    for text, emb in zip(df["text"].to_list(), df["embedding"].to_list()):
+        current.append(text)
+        first = emb if first is None else first
+        if sum(len(t) + 2 for t in current) >= long_chars:
+            texts.append("\n\n".join(current)[:long_chars])
+            embs.append(first)
+            current, first = [], None
+            if len(texts) == rows:
+                break
+    out: dict = {"rows": len(texts)}
+    # the first scan of a process pays one-off imports (torch in the index stage): a warm-up scan first
+    for tag, cut in (("warm-up", short_chars), ("long", long_chars), ("short", short_chars)):
+        part = pl.DataFrame({"id": [f"{tag}-{i:05d}" for i in range(len(texts))], "text": [t[:cut] for t in texts],
+                             "embedding": pl.Series(embs, dtype=df.schema["embedding"])})
+        path = OUT / f"length-{tag}.parquet"
+        part.write_parquet(path)
+        _, timings, seconds = scan_corpus(f"length-{tag}", path)
+        if tag == "warm-up":
+            continue
+        out[tag] = {"mean_chars": round(float(part["text"].str.len_chars().mean()), 1),
+                    "ms_per_row": round(1000 * seconds / part.height, 3),
+                    "stages": {k: round(v["seconds"], 2) for k, v in timings.items()}}
+    out["ratio"] = round(out["long"]["ms_per_row"] / out["short"]["ms_per_row"], 2)
+    return out
+
+
 def reevaluate(name: str) -> dict:
     """Score an existing run again (``--eval-only``): the scan's timings and Datalab are kept."""
     corpus, truth_path = build(name)
@@ -220,6 +258,7 @@ def main() -> None:
     ap.add_argument("--no-datalab", action="store_true", help="skip cleanlab Datalab")
     ap.add_argument("--old-corrupted", action="store_true", help="also score HEAD's corrupted detector")
     ap.add_argument("--eval-only", action="store_true", help="score the existing runs again")
+    ap.add_argument("--length-only", action="store_true", help="only the cost-against-length measurement")
     a = ap.parse_args()
     args = a.names
     if a.eval_only:
@@ -229,9 +268,14 @@ def main() -> None:
             results[name]["uimdata"] = reevaluate(name)
         path.write_text(json.dumps(results, indent=1))
         return
-    names = args or list(SIZES)
+    names = [] if a.length_only else args or list(SIZES)
     path = OUT / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
+    if a.length_only or not args:
+        print("[length] scanning", file=sys.stderr, flush=True)
+        results["length_cost"] = length_cost()
+        path.write_text(json.dumps(results, indent=1))
+        print(json.dumps({"length_cost": results["length_cost"]}, indent=1))
     for name in names:
         print(f"[{name}] scanning", file=sys.stderr, flush=True)
         results[name] = bench(name, not a.no_datalab, a.old_corrupted)

@@ -147,7 +147,13 @@ def _cut(text: str, limit: int = MAX_DOC_CHARS) -> str:
     return text[:cut if cut > limit // 2 else limit].rstrip()
 
 
-def man_pages(section_dirs: list[Path], n: int, rng: np.random.Generator, min_chars: int = 400) -> list[str]:
+def man_pages(section_dirs: list[Path], n: int, rng: np.random.Generator, min_chars: int = 400,
+              not_lang: str | None = None) -> list[str]:
+    """``n`` distinct man pages of ``section_dirs`` as text, in a random order. ``not_lang``: skip pages
+    whose whole text py3langid identifies as that language (a "translated" page often translates only
+    its headings: a French NAME / SYNOPSIS over an English body is not another language)."""
+    from uimdata.lang import _identifier
+
     files = sorted(f for d in section_dirs if d.is_dir() for f in d.iterdir() if f.name.endswith(".gz"))
     files = [files[i] for i in rng.permutation(len(files))]
     out: list[str] = []
@@ -164,6 +170,8 @@ def man_pages(section_dirs: list[Path], n: int, rng: np.random.Generator, min_ch
         text = _cut(troff_to_text(src))
         key = " ".join(text.split()[:60])
         if len(text) < min_chars or key in seen:
+            continue
+        if not_lang is not None and _identifier().classify(text)[0] == not_lang:
             continue
         seen.add(key)
         out.append(text)
@@ -242,7 +250,7 @@ def foreign_rows(name: str, n: int, rng: np.random.Generator) -> pl.DataFrame:
         man = Path("/usr/share/man")
         dirs = [man / lng / f"man{s}" for lng in ("de", "fr", "es", "it", "pt", "pl", "nl", "ru", "sv")
                 for s in (1, 5, 8)]
-        other_lang = man_pages(dirs, n, rng)
+        other_lang = man_pages(dirs, n, rng, not_lang="en")
         other_genre = _joined(eng, rng, n, 6, 14)
     else:  # docstrings
         by_lang = ood.filter(pl.col("kind") == "other_language").partition_by("lang")

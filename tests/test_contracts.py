@@ -125,3 +125,48 @@ def test_a_context_from_arrays_has_what_a_scan_gives_detectors():
     assert np.allclose(np.linalg.norm(ctx.embeddings, axis=1), 1.0)
     assert ctx.graph.rows.shape == (len(texts), 4) and (ctx.graph.rows != np.arange(len(texts))[:, None]).all()
     assert ctx.classes == sorted({lab for _, lab in CLEAN})
+
+
+class _WhichProcess(Stage):
+    """Adds the id of the process that handled each row."""
+
+    name: ClassVar[str] = "which_process"
+    needs: ClassVar[tuple[str, ...]] = ("text",)
+    adds: ClassVar[tuple[str, ...]] = ("pid",)
+    parallel: ClassVar[bool] = True
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        import os
+
+        return batch.append_column("pid", pa.array([os.getpid()] * batch.num_rows, pa.int64()))
+
+
+def test_the_local_executor_runs_large_parallel_stages_in_worker_processes(tmp_path, corpus, monkeypatch):
+    """A ``parallel`` stage whose rows hold enough text runs in worker processes, in slices of a batch,
+    rows back in order; a small one, or any stage with ``workers=1``, in this process; and a scan's flags
+    are the same either way."""
+    import os
+
+    import uimdata.executors.local as local
+
+    batch = pa.table({"text": [f"row {i} " * 50 for i in range(400)]})
+    assert local._string_bytes(batch) < local.PARALLEL_MIN_BYTES
+    small = pa.concat_tables(LocalExecutor(progress=False, workers=2).map(_WhichProcess(), [batch]))
+    assert set(small.column("pid").to_pylist()) == {os.getpid()}
+    monkeypatch.setattr(local, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(local, "CHUNK_BYTES", local._string_bytes(batch) // 4)
+    parts = LocalExecutor(progress=False, workers=2).map(_WhichProcess(), [batch.slice(0, 200), batch.slice(200)])
+    assert len(parts) >= 4  # each batch in slices
+    split = pa.concat_tables(parts)
+    assert os.getpid() not in split.column("pid").to_pylist()
+    assert split.column("text").to_pylist() == batch.column("text").to_pylist()
+    serial = pa.concat_tables(LocalExecutor(progress=False, workers=1).map(_WhichProcess(), [batch]))
+    assert set(serial.column("pid").to_pylist()) == {os.getpid()}
+
+    def flags(workers: int, out: str) -> pl.DataFrame:
+        scan(ScanConfig(corpus=str(corpus), out=str(tmp_path / out), k=3,
+                        detectors=("exact_duplicate", "near_duplicate", "corrupted", "low_quality")),
+             LocalExecutor(progress=False, workers=workers))
+        return pl.read_parquet(tmp_path / out / "flags.parquet")
+
+    assert flags(2, "two").equals(flags(1, "one"))

@@ -108,3 +108,61 @@ def test_clean_corpus_has_no_duplicate_flags(tmp_path):
     f = run(tmp_path, texts, random_embeddings(len(texts)))
     assert not f["is_exact_duplicate_issue"].any() and not f["is_near_duplicate_issue"].any()
     assert f["duplicate_cluster"].null_count() == len(texts)
+
+
+def _words(rng: np.random.Generator, n: int) -> str:
+    vocab = sorted({w.lower() for t, _ in CLEAN for w in t.split() if w.isalpha()})
+    return " ".join(rng.choice(vocab, n))
+
+
+def test_long_documents_are_screened_by_minhash_before_comparing_characters():
+    """Long documents that share a long template (a MinHash candidate pair, but far from a copy) are
+    settled by their MinHash estimate without a character comparison; a long copy with a typo every
+    ~40 characters still shares most of its 5-grams and is found."""
+    rng = np.random.default_rng(0)
+    header = _words(rng, 180)  # ~1,300 characters every document starts with
+    texts = [header + " " + _words(rng, 120) for _ in range(30)]
+    original = texts[7]
+    typos = "".join(("q" if ch != "q" else "z") if i % 40 == 20 and ch.isalpha() else ch
+                    for i, ch in enumerate(original))
+    texts.append(typos)  # r30
+    ctx = ScanContext.from_arrays([f"r{i}" for i in range(len(texts))], texts, random_embeddings(len(texts)), k=5)
+    res = NearDuplicateDetector().detect(ctx)
+    f = pl.from_arrow(res.table).sort("id")
+    flagged = dict(f.filter(pl.col("is_near_duplicate_issue")).select("id", "near_duplicate_of").rows())
+    assert flagged == {"r30": "r7"}
+    assert res.summary["screened_pairs"] > 0, res.summary
+    # the same corpus without screening reaches the same verdict, comparing every candidate's characters
+    unscreened = NearDuplicateDetector(screen_jaccard=0.0).detect(ctx)
+    assert unscreened.summary["screened_pairs"] == 0
+    assert unscreened.table.column("is_near_duplicate_issue").to_pylist() == res.table.column(
+        "is_near_duplicate_issue").to_pylist()
+
+
+def test_a_corrupted_copy_is_corrupted_not_a_near_duplicate(tmp_path):
+    """A broken copy of a row placed before it (so it would be the cluster's kept member): ``corrupted``
+    flags it, ``near_duplicate`` leaves it out of its clusters, and the original is not flagged as a copy of
+    its broken version. Without ``corrupted`` in the scan the pair is a near duplicate as before."""
+    from uimdata.executors.local import LocalExecutor
+    from uimdata.scan import ScanConfig, scan
+
+    texts = [t for t, _ in CLEAN]
+    broken = texts[3] + " \ufffd\ufffd\ufffd\ufffd \ufffd\ufffd\ufffd\ufffd"
+    texts = [broken] + texts  # r00 is the broken copy of r04
+    emb = random_embeddings(len(texts))
+    emb[0] = emb[4]  # the embedding of a copy
+    df = pl.DataFrame({"id": [f"r{i:02d}" for i in range(len(texts))], "text": texts, "embedding": emb.tolist()})
+    df.write_parquet(tmp_path / "c.parquet")
+
+    def flags(name: str, dets: tuple[str, ...]) -> pl.DataFrame:
+        scan(ScanConfig(corpus=str(tmp_path / "c.parquet"), out=str(tmp_path / name), detectors=dets, k=5),
+             LocalExecutor(progress=False))
+        return pl.read_parquet(tmp_path / name / "flags.parquet")
+
+    alone = flags("alone", ("near_duplicate",))
+    assert alone.filter(pl.col("is_near_duplicate_issue"))["id"].to_list() == ["r04"]
+    both = flags("both", ("near_duplicate", "corrupted"))
+    assert both.filter(pl.col("is_corrupted_issue"))["id"].to_list() == ["r00"]
+    assert not both["is_near_duplicate_issue"].any()
+    assert both["duplicate_cluster"].null_count() == both.height
+    assert both.columns.index("is_near_duplicate_issue") < both.columns.index("is_corrupted_issue")  # named order

@@ -7,6 +7,7 @@ import json
 import duckdb
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -374,3 +375,66 @@ def test_label_ratio_bar_relaxes_with_few_classes():
     p[0] = [0.05, 0.95]   # ratio 0.053 (> 0.04), below 1 / 2
     p[1] = [0.2, 0.8]     # ratio 0.25, but not below 0.1 x t_a
     assert _flags_for_probs(labels, p) == {0}
+
+
+def test_genre_cluster_flags_a_far_out_recognised_group_not_a_part_of_the_corpus():
+    """``genre (cluster)``: a cluster far out in the embedding whose wording the genre model recognises is
+    flagged (its recognised rows), though no row is extreme on its own; a cluster that is only far out,
+    or only recognised, is not; and such clusters holding more than 5 % of the corpus are a part of it."""
+    from uimdata.detectors.outlier import OutlierDetector
+
+    rng = np.random.default_rng(0)
+    sizes = [40, 40, 40] + [60] * 30  # group, far-only, recognised-only, 30 ordinary clusters
+    clusters = np.repeat(np.arange(len(sizes)), sizes)
+    z_embed = rng.normal(0, 1, len(clusters))
+    z_genre = rng.normal(0, 1, len(clusters))
+    z_embed[clusters == 0] += 4.5
+    z_genre[clusters == 0] += 3.0  # genre z 3 +- 1: under the single-row bar of 5
+    z_embed[clusters == 1] += 4.5
+    z_genre[clusters == 2] += 3.0
+    signal, mean_embed = OutlierDetector()._genre_cluster(clusters, z_embed, z_genre)
+    flagged = signal > 5.0
+    assert flagged[clusters == 0].mean() >= 0.7  # the rows with genre z > 2
+    assert not flagged[clusters > 0].any()
+    assert np.allclose(mean_embed[clusters == 0], z_embed[clusters == 0].mean())
+    # the same group as 40 of 700 rows (5.7 %): a part of the corpus
+    small = clusters < 13
+    assert not (OutlierDetector()._genre_cluster(clusters[small], z_embed[small], z_genre[small])[0] > 5.0).any()
+
+
+def test_outlier_leaves_rows_corrupted_flags_to_it(tmp_path, mixed_language_corpus):
+    """A row both detectors would flag (here: other-language rows with encoding debris) is flagged by
+    ``corrupted`` only; scanned without ``corrupted`` it is an outlier. The scan runs ``corrupted``
+    first whatever order the detectors are named in."""
+    from uimdata.detectors.base import defer, deferring_last
+    from uimdata.detectors.corrupted import CorruptedDetector
+    from uimdata.detectors.outlier import OutlierDetector
+
+    assert [d.issue for d in deferring_last([OutlierDetector(), CorruptedDetector()])] == ["corrupted", "outlier"]
+    texts, emb = mixed_language_corpus
+    texts = list(texts)
+    broken = list(range(2000, 2010))
+    for i in broken:  # mojibake: UTF-8 read as Latin-1
+        texts[i] = texts[i].encode("utf-8").decode("latin-1") + " Ã©Ã¨Ã¼ Ã¤Ã¶"
+    df = pl.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts, "embedding": emb.tolist()})
+    alone, _ = run(tmp_path / "alone", df, detectors=("outlier",))
+    both, con = run(tmp_path / "both", df, detectors=("outlier", "corrupted"))
+    ids = {f"r{i}" for i in broken}
+    out_alone = set(alone.filter(pl.col("is_outlier_issue"))["id"])
+    out_both = set(both.filter(pl.col("is_outlier_issue"))["id"])
+    corrupted = set(both.filter(pl.col("is_corrupted_issue"))["id"])
+    assert len(ids & out_alone) >= 8 and ids <= corrupted
+    assert not (out_both & corrupted)
+    assert out_both == out_alone - corrupted
+    (summary,) = con.execute("SELECT summary::VARCHAR FROM detectors WHERE issue = 'outlier'").fetchall()[0]
+    assert json.loads(summary)["left_to"]["corrupted"] == len(out_alone & corrupted)
+    # the unit: flags and reasons cleared on the rows another issue took, scores kept
+    from uimdata.detectors.base import DetectorResult, result_table
+
+    table = result_table("outlier", pa.array(["a", "b", "c"]), np.array([True, True, False]), np.array([0.1, 0.2, 0.9]),
+                         ["x", "y", None])
+    got = defer(DetectorResult("outlier", table, {}), {"corrupted": np.array([False, True, True])}, ("corrupted",))
+    assert got.table.column("is_outlier_issue").to_pylist() == [True, False, False]
+    assert got.table.column("outlier_reason").to_pylist() == ["x", None, None]
+    assert got.table.column("outlier_score").to_pylist() == [0.1, 0.2, 0.9]
+    assert got.summary["left_to"] == {"corrupted": 1}

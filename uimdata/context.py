@@ -36,6 +36,8 @@ class ScanContext:
         #: L2-normalised embeddings of a reference set (``uim scan --reference``), or None
         self.reference = reference
         self._pred_probs: np.ndarray | None = None
+        #: the flags of the detectors that already ran in this scan (issue -> bool per row)
+        self.flagged_by: dict[str, np.ndarray] = {}
 
     @classmethod
     def from_arrays(cls, ids: Sequence[str], texts: Sequence[str], embeddings: np.ndarray,
@@ -67,6 +69,10 @@ class ScanContext:
         if self.run is None:
             raise ValueError("this ScanContext has no run directory")
         return self.run
+
+    def flagged(self, issue: str) -> np.ndarray | None:
+        """The rows ``issue``'s detector flagged, when it ran before in this scan; else None."""
+        return self.flagged_by.get(issue)
 
     @cached_property
     def samples(self) -> pa.Table:

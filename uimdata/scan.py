@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from uimdata import __version__, detectors, groups
 from uimdata.context import ScanContext
-from uimdata.detectors.base import BatchDetector, Detector, DetectorResult
+from uimdata.detectors.base import BatchDetector, Detector, DetectorResult, defer, deferring_last, is_col
 from uimdata.device import check_device
 from uimdata.errors import UimError
 from uimdata.executors.base import Executor
@@ -164,8 +164,10 @@ def _write_embeddings(run: RunDir, ids: pa.Array, emb: np.ndarray, dtype: str = 
 
 def _detect(dets: list[Detector], ctx: ScanContext, ex: Executor, run: RunDir,
             skipped: dict[str, str]) -> list[DetectorResult]:
+    """Run the detectors (one that defers to others after them: ``Detector.defer_to``), each seeing the
+    flags of those before it (``ctx.flagged``); the results in the order of ``dets``."""
     results = []
-    for det in dets:
+    for det in deferring_last(dets):
         name = det.issue
         reason = det.skip_reason(ctx)
         if reason:
@@ -177,10 +179,14 @@ def _detect(dets: list[Detector], ctx: ScanContext, ex: Executor, run: RunDir,
             res = DetectorResult(name, table, det.summarize(table))
         else:
             res = ex.run_global(name, lambda d=det: d.detect(ctx), ctx.n)
+        if det.defer_to:
+            res = defer(res, ctx.flagged_by, det.defer_to)
         det.check_result(res.table)
+        ctx.flagged_by[name] = res.table.column(is_col(name)).to_numpy(zero_copy_only=False).astype(bool)
         atomic_write_parquet(res.table, run.detector(name))
         results.append(res)
-    return results
+    order = {det.issue: i for i, det in enumerate(dets)}
+    return sorted(results, key=lambda r: order[r.issue])
 
 
 def _flags(ids: pa.Array, results: list[DetectorResult]) -> pa.Table:

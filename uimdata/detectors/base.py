@@ -119,6 +119,10 @@ class Detector:
     #: its flags mark a defect of the row; False for a property of the corpus's shape (``long_tail``), which
     #: ``uim link`` does not name as a slice's dominant issue
     defect: ClassVar[bool] = True
+    #: issues that explain a row better than this one: a row one of them flagged is not flagged by this
+    #: detector too (its score stays; the summary counts them as ``left_to``). The scan runs those detectors
+    #: first (:func:`defer`)
+    defer_to: ClassVar[tuple[str, ...]] = ()
 
     # --- curation (``uim curate``, uimdata/curate/) ------------------------------------------------------
     #: the actions a policy may give this issue (any of drop, relabel, reweight, keep), in the order an
@@ -207,3 +211,39 @@ class BatchDetector(Detector, Stage):
 
     def summarize(self, table: pa.Table) -> dict[str, Any]:  # noqa: ARG002
         return {}
+
+
+def defer(result: DetectorResult, flagged_by: dict[str, np.ndarray], to: Sequence[str]) -> DetectorResult:
+    """``result`` with its flags cleared (and their reasons) on the rows any of the issues ``to`` flagged
+    (``flagged_by``: issue -> flags of the detectors that ran); the summary gains ``left_to`` (issue ->
+    rows left to it)."""
+    issue = result.issue
+    flags = result.table.column(is_col(issue)).to_numpy(zero_copy_only=False).astype(bool)
+    left: dict[str, int] = {}
+    for other in to:
+        if other in flagged_by:
+            taken = flags & flagged_by[other]
+            left[other] = int(taken.sum())
+            flags = flags & ~taken
+    if not left:
+        return result
+    table = result.table
+    reasons = table.column(reason_col(issue)).to_pylist()
+    table = table.set_column(table.schema.get_field_index(is_col(issue)), is_col(issue), pa.array(flags, pa.bool_()))
+    table = table.set_column(table.schema.get_field_index(reason_col(issue)), reason_col(issue),
+                             pa.array([r if f else None for r, f in zip(reasons, flags)], pa.string()))
+    return replace(result, table=table, summary={**result.summary, "left_to": left})
+
+
+def deferring_last(dets: list[Detector]) -> list[Detector]:
+    """``dets`` in their order, except that a detector comes after the detectors it defers to (a cycle
+    of deferrals is left as it is after a bounded number of moves)."""
+    out = list(dets)
+    for _ in range(len(out) ** 2):
+        moves = [(i, max(j for j in range(i + 1, len(out)) if out[j].issue in det.defer_to))
+                 for i, det in enumerate(out) if any(o.issue in det.defer_to for o in out[i + 1:])]
+        if not moves:
+            break
+        i, j = moves[0]
+        out.insert(j, out.pop(i))
+    return out

@@ -77,6 +77,7 @@ class CorruptedDetector(BatchDetector):
     """Flag text that cannot be read as intended; see the module docstring."""
 
     issue: ClassVar[str] = ISSUE
+    parallel: ClassVar[bool] = True  # rule checks in Python, row by row
     name: ClassVar[str] = ISSUE
     description: ClassVar[str] = (
         "Broken text - empty rows, mojibake, HTML markup or page chrome around a fragment, symbol "

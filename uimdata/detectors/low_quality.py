@@ -87,6 +87,7 @@ class LowQualityDetector(BatchDetector):
     """Gopher / C4 quality heuristics, calibrated on the corpus; see the module docstring."""
 
     issue: ClassVar[str] = ISSUE
+    parallel: ClassVar[bool] = True  # rule checks in Python, row by row
     name: ClassVar[str] = ISSUE
     description: ClassVar[str] = (
         "Documents that web-scale quality filters (Gopher, C4) would drop - heavy repetition, odd word "

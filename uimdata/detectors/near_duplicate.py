@@ -5,7 +5,9 @@ row to its nearest neighbour, a radius ``r`` means cosine >= 1 - r * d (Datalab'
 check uses the same idea with r = 0.13). For all-MiniLM-L6-v2 on dictionary glosses d ~ 0.31.
 
 Candidates come from two places: kNN-graph pairs within ``copy_radius`` and MinHash-LSH pairs over
-character 5-gram shingles (datasketch). Each candidate pair is verified with its character
+character 5-gram shingles (:func:`signatures`; datasketch's band and row choice). Pairs of long texts
+are screened by their MinHash estimate first (:meth:`NearDuplicateDetector._screen`), so the work per
+pair stays bounded among templated documents. Each remaining pair is verified with its character
 similarity (rapidfuzz Indel ratio on normalised text) and its content-word edits
 (:func:`content_edits`: dissimilar word swaps, content words added or dropped; typos, inflections,
 stopwords and punctuation are free):
@@ -15,6 +17,8 @@ stopwords and punctuation are free):
   ``close_radius``). Templated but different texts ("east side" / "west side") fail here;
 * semantic duplicate: embeddings within ``semantic_radius``, whatever the wording.
 
+Rows the ``corrupted`` detector flagged (it runs first) join no cluster: a broken copy of a row is
+``corrupted``, and an original is never kept behind a broken copy of itself.
 Accepted pairs (and exact copies) are joined into connected components = ``duplicate_cluster``;
 the earliest row of a cluster is kept and the others are flagged with ``near_duplicate_of``.
 Exact copies belong to the cluster but are flagged by ``exact_duplicate``, not here.
@@ -23,7 +27,6 @@ Exact copies belong to the cluster but are flagged by ``exact_duplicate``, not h
 from __future__ import annotations
 
 import re
-import zlib
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -43,18 +46,14 @@ SHINGLE = 5
 MAX_SHINGLE_CHARS = 4000
 
 
-def _crc32(b: bytes) -> int:
-    return zlib.crc32(b)
-
-
-_MERSENNE = np.uint64((1 << 61) - 1)
 _MAX_HASH = np.uint64((1 << 32) - 1)
 _POW = np.array([0x100000001B3 ** k % (1 << 64) for k in range(SHINGLE)], dtype=np.uint64)
 
 
 def _shingle_hashes(t: str) -> np.ndarray:
-    """32-bit hashes of the distinct character 5-grams of ``t`` (a text shorter than 5 characters is
-    one shingle)."""
+    """32-bit hashes of the character 5-grams of ``t``, repeats included (a minimum does not need them
+    distinct, and sorting them out cost more than hashing them twice); a text shorter than 5
+    characters is one shingle."""
     cp = np.frombuffer(t.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
     if len(cp) == 0:
         cp = np.zeros(1, np.uint64)
@@ -65,43 +64,63 @@ def _shingle_hashes(t: str) -> np.ndarray:
     h ^= h >> np.uint64(29)
     h *= np.uint64(0xBF58476D1CE4E5B9)
     h ^= h >> np.uint64(32)
-    return np.unique(h & _MAX_HASH)
+    return h & _MAX_HASH
 
 
 def _signature(t: str, perm_a: np.ndarray, perm_b: np.ndarray) -> np.ndarray:
-    """MinHash signature as datasketch computes it from hash values: min over shingles of
-    ((a * h + b) mod (2**61 - 1)) & (2**32 - 1), per permutation."""
-    hv = _shingle_hashes(t)[None, :]
-    return (((perm_a * hv + perm_b) % _MERSENNE) & _MAX_HASH).min(axis=1)
+    """MinHash signature: per permutation, the minimum over the text's shingle hashes h of the
+    multiply-shift hash ((a * h + b) mod 2**64) >> 32 (a odd; Dietzfelbinger's universal family, three
+    numpy operations per shingle and permutation where a Mersenne-prime modulus costs a division)."""
+    x = perm_a * _shingle_hashes(t)[None, :]
+    x += perm_b
+    x >>= np.uint64(32)
+    return x.min(axis=1)
+
+
+def signatures(norm: list[str], rows: np.ndarray, num_perm: int) -> np.ndarray:
+    """MinHash signatures (len(rows) x num_perm, uint64) of the character 5-gram shingles of the first
+    :data:`MAX_SHINGLE_CHARS` characters of ``norm[row]``, under ``num_perm`` multiply-shift hashes
+    with random 64-bit parameters (seed 1; the multiplier odd). The shingles are hashed vectorised (a
+    polynomial over the code points of each 5-gram), so the cost per character is a few numpy
+    operations rather than a Python call per shingle."""
+    rng = np.random.default_rng(1)
+    perm_a = (rng.integers(0, np.iinfo(np.uint64).max, num_perm, dtype=np.uint64, endpoint=True)
+              | np.uint64(1))[:, None]
+    perm_b = rng.integers(0, np.iinfo(np.uint64).max, num_perm, dtype=np.uint64, endpoint=True)[:, None]
+    sig = np.empty((len(rows), num_perm), np.uint64)
+    for k, row in enumerate(rows):
+        sig[k] = _signature(norm[row][:MAX_SHINGLE_CHARS], perm_a, perm_b)
+    return sig
+
+
+def estimated_jaccard(sig: np.ndarray, ia: np.ndarray, ib: np.ndarray, block: int = 65536) -> np.ndarray:
+    """The MinHash estimate of each pair's shingle Jaccard: the share of equal signature values of rows
+    ``ia[k]`` and ``ib[k]`` of ``sig``."""
+    if not len(ia):
+        return np.zeros(0)
+    return np.concatenate([(sig[ia[s:s + block]] == sig[ib[s:s + block]]).mean(axis=1)
+                           for s in range(0, len(ia), block)])
 
 
 def minhash_pairs(norm: list[str], rows: np.ndarray, threshold: float, num_perm: int,
-                  chunk: int = 4096, max_bucket: int = 50) -> set[tuple[int, int]]:
+                  max_bucket: int = 50, sig: np.ndarray | None = None) -> set[tuple[int, int]]:
     """Candidate pairs (row_a < row_b) whose shingle sets have estimated Jaccard >= threshold.
 
-    Signatures come from datasketch's MinHash, a chunk of texts at a time, into one matrix (rows x
-    num_perm); the banding is datasketch's own choice of bands and rows for ``threshold``
-    (``_optimal_param``, as MinHashLSH uses), done with numpy sorts instead of MinHashLSH's
-    per-band dicts, which hold every key in Python objects (gigabytes at 10^6 rows). A bucket of more
-    than ``max_bucket`` rows yields each member paired with the bucket's first ``max_bucket`` rows
-    (a template repeated thousands of times stays linear)."""
-    from datasketch import MinHash
+    Signatures (:func:`signatures`, or ``sig`` when given, one per entry of ``rows``) into one matrix;
+    the banding is datasketch's own choice of bands and rows for ``threshold`` (``_optimal_param``, as
+    MinHashLSH uses), done with numpy sorts instead of MinHashLSH's per-band dicts, which hold every
+    key in Python objects (gigabytes at 10^6 rows). A bucket of more than ``max_bucket`` rows yields
+    each member paired with the bucket's first ``max_bucket`` rows (a template repeated thousands of
+    times stays linear)."""
     from datasketch.lsh import _optimal_param
 
     b, r = _optimal_param(threshold, num_perm, 0.5, 0.5)
     pairs: set[tuple[int, int]] = set()
     if not len(rows):
         return pairs
-    # datasketch's permutations (seed 1), applied in numpy to each text's shingle hashes: the shingles
-    # are hashed vectorised (a polynomial over the code points of each 5-gram), so the cost per
-    # character is a few numpy operations rather than a Python call per shingle (flat and small on
-    # long documents: docs/benchmarks.md#multi-domain-benchmark)
-    perm_a, perm_b = MinHash(num_perm=num_perm, seed=1).permutations
-    perm_a, perm_b = perm_a[:, None], perm_b[:, None]
-    sig = np.empty((len(rows), num_perm), np.uint64)
-    for k, row in enumerate(rows):
-        sig[k] = _signature(norm[row][:MAX_SHINGLE_CHARS], perm_a, perm_b)
     rows = np.asarray(rows)
+    if sig is None:
+        sig = signatures(norm, rows, num_perm)
     for band in range(b):
         keys = np.ascontiguousarray(sig[:, band * r:(band + 1) * r]).view(f"V{r * sig.itemsize}").ravel()
         _, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
@@ -121,12 +140,10 @@ def minhash_pairs(norm: list[str], rows: np.ndarray, threshold: float, num_perm:
         return pairs
     # MinHash estimate first: a bucket shares one band, not the whole signature; keep the pairs whose
     # estimated Jaccard (share of equal signature values) is within 0.15 of the threshold
-    pos = {int(row): k for k, row in enumerate(rows)}
+    pos = np.full(int(rows.max()) + 1, -1, np.int64)
+    pos[rows] = np.arange(len(rows))
     arr = np.array(sorted(pairs), dtype=np.int64)
-    ia = np.array([pos[a] for a in arr[:, 0]])
-    ib = np.array([pos[c] for c in arr[:, 1]])
-    est = np.concatenate([(sig[ia[s:s + 65536]] == sig[ib[s:s + 65536]]).mean(axis=1)
-                          for s in range(0, len(ia), 65536)])
+    est = estimated_jaccard(sig, pos[arr[:, 0]], pos[arr[:, 1]])
     return {(int(a), int(c)) for a, c in arr[est >= threshold - 0.15]}
 
 
@@ -206,6 +223,9 @@ class NearDuplicateDetector(Detector):
     #: (docs/benchmarks.md, tail-aware curation)
     curate_policies: ClassVar[dict[str, dict[str, Any]]] = {"default": {"action": "keep"}}
     kept_column: ClassVar[str | None] = "near_duplicate_of"
+    #: a corrupted copy of a row is ``corrupted``, not a near duplicate: rows ``corrupted`` flagged join no
+    #: cluster (so an original is never kept behind a broken copy of itself)
+    defer_to: ClassVar[tuple[str, ...]] = ("corrupted",)
 
     @classmethod
     def duplicate_links(cls, flags: pl.DataFrame) -> tuple[list[tuple[int, int]], np.ndarray]:
@@ -220,7 +240,8 @@ class NearDuplicateDetector(Detector):
 
     def __init__(self, copy_radius: float = 0.65, close_radius: float = 0.16, semantic_radius: float = 0.10,
                  lexical: float = 0.85, max_content_edits: int = 1, minhash_threshold: float = 0.5,
-                 num_perm: int = 64, use_minhash: bool = True) -> None:
+                 num_perm: int = 64, use_minhash: bool = True, long_pair_chars: int = 500,
+                 screen_jaccard: float = 0.6) -> None:
         self.copy_radius = copy_radius
         self.close_radius = close_radius
         self.semantic_radius = semantic_radius
@@ -229,6 +250,9 @@ class NearDuplicateDetector(Detector):
         self.minhash_threshold = minhash_threshold
         self.num_perm = num_perm
         self.use_minhash = use_minhash
+        #: pairs of texts this long (normalised) are screened by their MinHash estimate first (:meth:`_screen`)
+        self.long_pair_chars = long_pair_chars
+        self.screen_jaccard = screen_jaccard
 
     def thresholds(self, nn_cos: np.ndarray) -> tuple[float, float, float]:
         """Cosine thresholds scaled by the corpus' median nearest-neighbour distance, so that they
@@ -242,24 +266,57 @@ class NearDuplicateDetector(Detector):
         norm = [normalize(t) for t in ctx.texts]
         rep, is_rep, nonempty = _representatives(ctx.samples.column("text_hash").to_numpy(zero_copy_only=False),
                                                  norm)
+        broken = ctx.flagged("corrupted") if hasattr(ctx, "flagged") else None
+        if broken is not None:  # corrupted rows (and their exact copies) join no cluster
+            is_rep &= ~broken[rep]
         graph = ctx.graph
         nn_cos = graph.cos[:, 0] if graph.cos.shape[1] else np.zeros(0, np.float32)
         cuts = self.thresholds(nn_cos[is_rep] if len(nn_cos) else nn_cos)
         cos_of = _graph_pairs(graph, rep, is_rep, cuts[0])
         candidates = set(cos_of)
-        if self.use_minhash:
-            candidates |= minhash_pairs(norm, np.flatnonzero(is_rep), self.minhash_threshold, self.num_perm)
-        emb = ctx.embeddings if candidates else None
+        reps = np.flatnonzero(is_rep)
+        sig = signatures(norm, reps, self.num_perm) if self.use_minhash else None
+        if sig is not None:
+            candidates |= minhash_pairs(norm, reps, self.minhash_threshold, self.num_perm, sig=sig)
+        pairs = np.array(sorted(candidates), np.int64).reshape(-1, 2)
+        emb = ctx.embeddings if len(pairs) else None
+        cos = np.array([cos_of.get((x, y), np.nan) for x, y in pairs.tolist()], np.float64)
+        missing = np.isnan(cos)
+        if missing.any():
+            cos[missing] = np.einsum("ij,ij->i", emb[pairs[missing, 0]], emb[pairs[missing, 1]])
+        screened = self._screen(norm, reps, sig, pairs, cos, cuts)
         accepted = []
-        for x, y in sorted(candidates):
-            cos = cos_of.get((x, y))
-            verdict = self.verify(norm[x], norm[y], float(emb[x] @ emb[y]) if cos is None else cos, cuts)
+        for (x, y), c in zip(pairs[~screened].tolist(), cos[~screened].tolist()):
+            verdict = self.verify(norm[x], norm[y], c, cuts)
             if verdict is not None:
                 accepted.append((x, y, *verdict))
         comp, kept = _clusters(n, accepted, rep, nonempty)
         table, clusters = self._result(ctx, comp, kept, is_rep, accepted, graph)
-        summary = {"clusters": clusters, "candidate_pairs": len(candidates), "accepted_pairs": len(accepted)}
+        summary = {"clusters": clusters, "candidate_pairs": len(candidates), "accepted_pairs": len(accepted),
+                   "screened_pairs": int(screened.sum()),
+                   "corrupted_rows_left_out": 0 if broken is None else int(broken.sum())}
         return DetectorResult(self.issue, table, summary)
+
+    def _screen(self, norm: list[str], reps: np.ndarray, sig: np.ndarray | None, pairs: np.ndarray,
+                cos: np.ndarray, cuts: tuple[float, float, float]) -> np.ndarray:
+        """Candidate pairs settled without a character comparison: below the semantic cut a pair must
+        share ``lexical`` of its characters, which two texts of ``long_pair_chars`` or more characters
+        whose MinHash estimate of shingle Jaccard is under ``screen_jaccard`` do not (a few edits keep
+        most 5-grams; texts that share 85 % of their characters in order share far more than that).
+        So the costly comparison runs only on pairs that can pass (bounded work per pair on long
+        documents); short texts, where a typo moves a large share of the shingles, are always compared."""
+        out = np.zeros(len(pairs), bool)
+        if sig is None or not len(pairs):
+            return out
+        lengths = np.fromiter((len(t) for t in norm), np.int64, len(norm))
+        long_ = (np.minimum(lengths[pairs[:, 0]], lengths[pairs[:, 1]]) >= self.long_pair_chars) & (cos < cuts[2])
+        if not long_.any():
+            return out
+        pos = np.full(len(norm), -1, np.int64)
+        pos[reps] = np.arange(len(reps))
+        est = estimated_jaccard(sig, pos[pairs[long_, 0]], pos[pairs[long_, 1]])
+        out[long_] = est < self.screen_jaccard
+        return out
 
     def verify(self, a: str, b: str, cos: float, cuts: tuple[float, float, float]) -> tuple[float, str] | None:
         """(similarity, reason) when the normalised texts ``a`` and ``b`` (embedding cosine ``cos``) are

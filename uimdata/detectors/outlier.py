@@ -20,6 +20,13 @@ threshold depends on the embedding model or the corpus size:
   tokenised in one worker process per core (joblib). A row that is itself isolated in the
   embedding view (embedding z > 1) is flagged from a genre z of 4 (``genre_isolated_z``): two
   views that agree need less evidence each;
+* ``genre (cluster)``: a group mixed into the corpus, seen at the level of its k-means cluster: the
+  cluster's rows are on average far out in the embedding (mean embedding z > 3: the sum of the kNN and
+  Mahalanobis z-scores; no cluster of a clean corpus measured went above 2.6, docs/benchmarks.md) and
+  their wording is recognised by the genre model (mean genre z > 2). Its rows whose own wording the
+  model recognises (genre z > 2) are flagged. A long document of another genre among long
+  technical documents is not unusual enough on its own (genre z 2-3.5), but forty of them together
+  are; clusters that together hold more than 5 % of the corpus are a part of it and are not flagged;
 * ``language (identified)``: the row's identified language (``samples.lang``, py3langid) is not the
   corpus's most common one, holds at most 2 % of the rows (``FOREIGN_MAX_SHARE``) and was identified
   with probability >= 0.9: the character statistics miss a page of German among long English
@@ -29,9 +36,11 @@ threshold depends on the embedding model or the corpus size:
 
 Each signal is put on one scale (its robust z, shifted so that at the default ``z_threshold`` of 5
 the thresholds are: language z > 4; cluster z > 3.5 with row z > 2; genre z > 5 (4 for isolated
-rows); isolation z > 6; another ``z_threshold`` moves them all by the same amount). The largest is the row's z: it is
-flagged when that exceeds ``z_threshold``,
-``outlier_score`` = 2 (1 - Phi(z)) (lower = worse) and ``outlier_signal`` names the signal.
+rows); isolation z > 6; genre (cluster): each of its three margins > 0; another ``z_threshold``
+moves them all by the same amount). The largest is the row's z: it is flagged when that exceeds
+``z_threshold``,
+``outlier_score`` = 2 (1 - Phi(z)) (lower = worse) and ``outlier_signal`` names the signal. Rows the
+``corrupted`` detector flags are left to it (``defer_to``; their score stays, the summary counts them).
 Measured in ``make bench`` against cleanlab Datalab (docs/benchmarks.md).
 """
 
@@ -60,6 +69,14 @@ GENRE_MAX_TRAIN = 100_000
 #: the genre model reads the first this many characters of a text (its wording shows there; the cost of
 #: tokenising stays bounded per row on long documents)
 GENRE_MAX_CHARS = 2000
+#: ``genre (cluster)``: a k-means cluster whose rows are, on average, this far out in the embedding (mean
+#: embedding z) and this well recognised by the genre model (mean genre z); its rows that the genre model
+#: recognises themselves (genre z above ``GENRE_CLUSTER_ROW_Z``) are flagged
+GENRE_CLUSTER_EMBED_Z = 3.0
+GENRE_CLUSTER_WORDS_Z = 2.0
+GENRE_CLUSTER_ROW_Z = 2.0
+#: ... unless such clusters hold more than this share of the corpus: then they are a part of it, not mixed in
+GENRE_CLUSTER_MAX_SHARE = 0.05
 #: ``language (identified)``: a row whose identified language (``samples.lang``) is not the corpus's main
 #: one, holds at most this share of the corpus, and was identified with at least ``FOREIGN_MIN_CONF``
 FOREIGN_MAX_SHARE = 0.02
@@ -237,19 +254,24 @@ class OutlierDetector(Detector):
     issue: ClassVar[str] = "outlier"
     description: ClassVar[str] = ("Out-of-distribution rows: another language (character statistics of the row "
                                   "or its cluster), another genre (a held-out word model of the rows most "
-                                  "isolated in embedding space recognises it) or an isolated point, "
-                                  "calibrated on the corpus itself.")
+                                  "isolated in embedding space recognises it, alone or as a far-out cluster) or "
+                                  "an isolated point, calibrated on the corpus itself.")
     extra_columns: ClassVar[dict[str, pa.DataType]] = {"outlier_signal": pa.string()}
     curate_rule: ClassVar[dict[str, Any]] = {"action": "drop"}
     curate_policies: ClassVar[dict[str, dict[str, Any]]] = {"conservative": {"action": "keep"}}
     tail_guard: ClassVar[tuple[str, ...]] = ("knn",)
+    #: broken text is out of distribution too, but ``corrupted`` says what is wrong with it: a row it flags
+    #: is left to it (a cluster of page chrome and encoded blobs is otherwise a far-out, recognisable group)
+    defer_to: ClassVar[tuple[str, ...]] = ("corrupted",)
     example_columns: ClassVar[tuple[tuple[str, str], ...]] = (("signal", "outlier_signal"),)
 
     def __init__(self, z_threshold: float = 5.0, min_rows: int = 50, language_z: float = 4.0,
                  cluster_z: float = 3.5, cluster_row_z: float = 2.0, genre_z: float = 5.0,
                  isolation_z: float = 6.0, foreign_max_share: float = FOREIGN_MAX_SHARE,
                  foreign_min_conf: float = FOREIGN_MIN_CONF, genre_isolated_z: float | None = 4.0,
-                 isolated_embed_z: float = 1.0) -> None:
+                 isolated_embed_z: float = 1.0, genre_cluster_embed_z: float = GENRE_CLUSTER_EMBED_Z,
+                 genre_cluster_words_z: float = GENRE_CLUSTER_WORDS_Z, genre_cluster_row_z: float = GENRE_CLUSTER_ROW_Z,
+                 genre_cluster_max_share: float = GENRE_CLUSTER_MAX_SHARE) -> None:
         self.z_threshold = z_threshold
         self.min_rows = min_rows
         #: each signal's own threshold at the default ``z_threshold`` (5); another ``z_threshold`` moves
@@ -258,6 +280,24 @@ class OutlierDetector(Detector):
         self.genre_z, self.isolation_z = genre_z, isolation_z
         self.foreign_max_share, self.foreign_min_conf = foreign_max_share, foreign_min_conf
         self.genre_isolated_z, self.isolated_embed_z = genre_isolated_z, isolated_embed_z
+        self.genre_cluster_embed_z, self.genre_cluster_words_z = genre_cluster_embed_z, genre_cluster_words_z
+        self.genre_cluster_row_z, self.genre_cluster_max_share = genre_cluster_row_z, genre_cluster_max_share
+
+    def _genre_cluster(self, clusters: np.ndarray, z_embed: np.ndarray, z_genre: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``genre (cluster)`` signal on the detector's scale (above 5 when the row's cluster has a mean
+        embedding z above ``genre_cluster_embed_z`` and a mean genre z above ``genre_cluster_words_z``, and
+        the row's own genre z is above ``genre_cluster_row_z``), and each row's cluster mean
+        embedding z (for the reason)."""
+        sizes = np.maximum(np.bincount(clusters), 1)
+        mean_embed = (np.bincount(clusters, weights=z_embed) / sizes)[clusters]
+        mean_genre = (np.bincount(clusters, weights=z_genre) / sizes)[clusters]
+        margin = np.minimum.reduce([mean_embed - self.genre_cluster_embed_z, mean_genre - self.genre_cluster_words_z,
+                                    z_genre - self.genre_cluster_row_z])
+        in_group = (mean_embed > self.genre_cluster_embed_z) & (mean_genre > self.genre_cluster_words_z)
+        if in_group.mean() > self.genre_cluster_max_share:  # a part of the corpus, not a group mixed into it
+            return np.full(len(clusters), -np.inf), mean_embed
+        return margin + 5.0, mean_embed
 
     def skip_reason(self, ctx: Any) -> str | None:
         if ctx.n < self.min_rows:
@@ -277,13 +317,15 @@ class OutlierDetector(Detector):
         z_cluster = robust_z((np.bincount(clusters, weights=z_lang) / np.maximum(sizes, 1))[clusters])
         genre = len(texts) >= GENRE_MIN_ROWS
         z_genre = genre_z(texts, z_embed) if genre else np.zeros(len(texts))
+        z_gcluster, mean_embed = self._genre_cluster(clusters, z_embed, z_genre) if genre else (
+            np.full(len(texts), -np.inf), np.zeros(len(texts)))
         t = self.z_threshold
-        raw = np.stack([z_lang, z_cluster, z_genre, z_iso])
+        raw = np.stack([z_lang, z_cluster, z_genre, z_iso, mean_embed])
         # each signal shifted so that its own threshold at the default z_threshold (5) lands on 5:
         # language 4, cluster 3.5 with row language 2, genre 5, isolation 6 (module docstring)
         stack = np.stack([z_lang + (5.0 - self.language_z),
                           np.minimum(z_cluster + (5.0 - self.cluster_z), z_lang + (5.0 - self.cluster_row_z)),
-                          z_genre + (5.0 - self.genre_z), z_iso + (5.0 - self.isolation_z)])
+                          z_genre + (5.0 - self.genre_z), z_iso + (5.0 - self.isolation_z), z_gcluster])
         # a row that is itself isolated in the embedding (z_embed > isolated_embed_z) needs less evidence
         # from the word model: genre_isolated_z instead of genre_z
         iso_genre = np.full(len(texts), -np.inf)
@@ -296,7 +338,7 @@ class OutlierDetector(Detector):
         flagged = z > t
         which = stack.argmax(axis=0)
         own = raw[which, np.arange(len(texts))]  # the winning signal's own z, for the reason
-        names = np.array(["language", "language (cluster)", "genre", "isolation"])
+        names = np.array(["language", "language (cluster)", "genre", "isolation", "genre (cluster)"])
         signal = np.where(flagged, names[which], None)
         why = {
             0: "unlike the corpus' text (character statistics {:.1f} robust SDs off): another language?",
@@ -304,6 +346,8 @@ class OutlierDetector(Detector):
             2: ("worded like a group of the corpus' most isolated rows, as a held-out model of their wording "
                 "recognises ({:.1f} robust SDs): another genre or domain?"),
             3: "isolated and unusually written ({:.1f} robust SDs from typical): an outlier?",
+            4: ("in a group of rows far from the rest of the corpus in the embedding ({:.1f} robust SDs on "
+                "average) whose wording a held-out model recognises: another genre or domain mixed in?"),
         }
         isolated_genre = (which == 2) & (iso_genre >= stack[2])
         isolated_why = ("worded like a group of the corpus' most isolated rows, as a held-out model of their "

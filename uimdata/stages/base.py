@@ -51,6 +51,9 @@ class Stage:
     adds: ClassVar[tuple[str, ...]] = ()
     resources: ClassVar[Resources] = Resources()
     batch_size: ClassVar[int] = 4096
+    #: ``process`` is CPU-bound Python over the rows (no model, no threads of its own): the local executor
+    #: splits a large batch over worker processes, one per core (``LocalExecutor.workers``)
+    parallel: ClassVar[bool] = False
 
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Load models or other heavy state; called once per worker before any batch."""

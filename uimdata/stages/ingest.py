@@ -149,6 +149,7 @@ class IngestStage(Stage):
     adds: ClassVar[tuple[str, ...]] = ("id", "text", "label", "text_hash", "n_chars", "row", "source_file",
                                        "lang", "lang_conf")
     batch_size: ClassVar[int] = 65536
+    parallel: ClassVar[bool] = True  # hashing, normalising and identifying languages in Python
 
     def __init__(self, source: str, lang: bool = True) -> None:
         self.source = source
