@@ -82,6 +82,7 @@ def concept_accuracy(run: Path, test: Path, policies: list[str], variants: dict[
 def run(run_scan) -> dict:  # noqa: ANN001 - bench.run_scan
     import duckdb
 
+    from uimdata.evaluate import mislabelled_rows
     from uimdata.link import LinkConfig, link
     from uimdata.probe import probe
 
@@ -104,10 +105,14 @@ def run(run_scan) -> dict:  # noqa: ANN001 - bench.run_scan
     all_ids = set(con.sql("SELECT id FROM flags WHERE is_inherited_label_bias_issue").pl()["id"].to_list())
     con.close()
 
+    wrong = mislabelled_rows(truth)
+
     def pr(ids: set) -> dict:
         tp = len(ids & planted)
         return {"flagged": len(ids), "precision": round(tp / max(len(ids), 1), 3),
-                "recall": round(tp / max(len(planted), 1), 3)}
+                "recall": round(tp / max(len(planted), 1), 3),
+                # flags on any row whose label is wrong (copies of the concept's rows, label noise) count
+                "precision_mislabelled": round(len(ids & wrong) / max(len(ids), 1), 3)}
 
     res["link"] = {"top_slice": top, "top_slice_flags": pr(top_ids), "all_bias_flags": pr(all_ids),
                    "regions": lk.bias_regions, "dev_error_rate": round(lk.error_rate, 4),

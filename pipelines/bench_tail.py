@@ -55,6 +55,7 @@ def bench_corpus(name: str, run_scan) -> dict:  # noqa: ANN001 - bench.run_scan
     import duckdb
 
     from uimdata.curate import decide
+    from uimdata.evaluate import mislabelled_rows
     from uimdata.link import LinkConfig, link
     from uimdata.probe import probe, rarest_classes
     from uimdata.rundir import RunDir
@@ -76,6 +77,8 @@ def bench_corpus(name: str, run_scan) -> dict:  # noqa: ANN001 - bench.run_scan
     tp = len(flagged & planted)
     res["link"] = {"regions": lk.bias_regions, "flagged": len(flagged), "planted": len(planted),
                    "precision": round(tp / max(len(flagged), 1), 3), "recall": round(tp / max(len(planted), 1), 3),
+                   # flags on any row whose label is wrong (copies of the concept's rows, label noise) count
+                   "precision_mislabelled": round(len(flagged & mislabelled_rows(truth)) / max(len(flagged), 1), 3),
                    "dev_error_rate": round(lk.error_rate, 4)}
     print(name, json.dumps(res["link"]), flush=True)
 

@@ -167,3 +167,21 @@ def test_neighbour_arithmetic_leaves_missing_neighbours_out():
     assert weighted_vote(codes, np.array([[1.0, 2.0, 9.0], [1.0, 9.0, 9.0], [9.0, 9.0, 9.0]])).tolist() == [1, 2, -1]
     votes = class_votes(codes, vote_weights(cos, codes >= 0), 3)
     assert np.allclose(votes.sum(axis=1), [1, 1, 0]) and votes[0, 0] > votes[0, 1]
+
+
+def test_mislabelled_rows_are_the_noisy_the_poisoned_and_their_copies():
+    """The benchmarks' measure of what a label flag is right about: every row whose given label is wrong,
+    a planted copy of such a row included; clean rows and copies of clean rows are not."""
+    import polars as pl
+
+    from uimdata.evaluate import mislabelled_rows
+
+    truth = pl.DataFrame({
+        "id": ["n1", "p1", "p2", "c1", "c2", "d1", "o1"],
+        "defect": ["label_noise", "label_noise", "label_noise", "near_duplicate", "exact_duplicate",
+                   "near_duplicate", "ood"],
+        "kind": ["uniform", "poisoned_concept", "poisoned_concept", "typo", "verbatim", "typo", "other_language"],
+        "source_id": [None, None, None, "p1", "n1", "clean7", None],
+    })
+    assert mislabelled_rows(truth) == {"n1", "p1", "p2", "c1", "c2"}
+    assert mislabelled_rows(truth.drop("source_id")) == {"n1", "p1", "p2"}

@@ -71,3 +71,13 @@ def membership_prf(in_cluster: set[str], truth_pairs: list[tuple[str, str]],
     truth = {x for pair in truth_pairs for x in pair}
     pred = in_cluster - (exact_ids or set())
     return set_prf(pred, truth)
+
+
+def mislabelled_rows(truth: pl.DataFrame) -> set[str]:
+    """The rows of a synthetic benchmark whose given label is wrong: planted label noise, the rows of a
+    poisoned concept, and the exact or near copies planted from any of them (a copy keeps its source's
+    label). What a label flag is right about, whichever planted defect put the wrong label there."""
+    wrong = set(truth.filter((pl.col("defect") == "label_noise") | (pl.col("kind") == "poisoned_concept"))["id"])
+    if "source_id" in truth.columns:
+        wrong |= set(truth.filter(pl.col("source_id").is_in(list(wrong)))["id"])
+    return wrong
