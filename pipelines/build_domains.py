@@ -152,7 +152,7 @@ def man_pages(section_dirs: list[Path], n: int, rng: np.random.Generator, min_ch
     """``n`` distinct man pages of ``section_dirs`` as text, in a random order. ``not_lang``: skip pages
     whose whole text py3langid identifies as that language (a "translated" page often translates only
     its headings: a French NAME / SYNOPSIS over an English body is not another language)."""
-    from uimdata.lang import _identifier
+    from uimdata.lang import identify
 
     files = sorted(f for d in section_dirs if d.is_dir() for f in d.iterdir() if f.name.endswith(".gz"))
     files = [files[i] for i in rng.permutation(len(files))]
@@ -171,7 +171,7 @@ def man_pages(section_dirs: list[Path], n: int, rng: np.random.Generator, min_ch
         key = " ".join(text.split()[:60])
         if len(text) < min_chars or key in seen:
             continue
-        if not_lang is not None and _identifier().classify(text)[0] == not_lang:
+        if not_lang is not None and identify([text], max_chars=None)[0][0] == not_lang:
             continue
         seen.add(key)
         out.append(text)

@@ -162,6 +162,13 @@ def test_the_local_executor_runs_large_parallel_stages_in_worker_processes(tmp_p
     assert split.column("text").to_pylist() == batch.column("text").to_pylist()
     serial = pa.concat_tables(LocalExecutor(progress=False, workers=1).map(_WhichProcess(), [batch]))
     assert set(serial.column("pid").to_pylist()) == {os.getpid()}
+    # without a row count (ingest reads files): in this process until the text seen is large, then workers
+    monkeypatch.setattr(local, "PARALLEL_MIN_BYTES", local._string_bytes(batch.slice(0, 100)) + 1)
+    stream = LocalExecutor(progress=False, workers=2).map(_WhichProcess(), [batch.slice(i, 100) for i in range(0, 400, 100)])
+    assert set(pa.concat_tables(stream[:2]).column("pid").to_pylist()) == {os.getpid()}  # 2 batches seen here
+    later = pa.concat_tables(stream[2:])
+    assert later.num_rows == 200 and os.getpid() not in later.column("pid").to_pylist()
+    assert pa.concat_tables(stream).column("text").to_pylist() == batch.column("text").to_pylist()
 
     def flags(workers: int, out: str) -> pl.DataFrame:
         scan(ScanConfig(corpus=str(corpus), out=str(tmp_path / out), k=3,

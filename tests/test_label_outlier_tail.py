@@ -96,6 +96,11 @@ def test_corpus_without_labels_skips_label_with_a_note(tmp_path):
     (summary,) = con.execute("SELECT summary::VARCHAR FROM detectors WHERE issue = 'label'").fetchall()[0]
     assert "no label column" in json.loads(summary)["skipped"]
     assert "is_label_issue" not in [r[0] for r in con.execute("DESCRIBE flags").fetchall()]
+    # piped output is laid out wide: a long run path stays on one line
+    deep = tmp_path / "a-rather-long-directory-name-for-runs" / "run"
+    res = runner.invoke(app, ["scan", str(corpus), "-o", str(deep), "--detectors", "exact_duplicate"])
+    assert res.exit_code == 0, res.output
+    assert f"rows scanned -> {deep}" in res.output
 
 
 @pytest.fixture(scope="module")

@@ -251,3 +251,22 @@ def test_report_of_an_unlabelled_run_with_few_detectors(tmp_path, clean_df):
 def test_report_of_a_missing_run_is_a_one_line_error(tmp_path):
     res = runner.invoke(app, ["report", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "no uim.duckdb" in res.output
+
+
+def test_report_shows_control_characters_of_corpus_text_as_escapes(tmp_path, clean_df):
+    """NUL, ESC, DEL and a right-to-left override in corpus text reach the page as visible escapes (as on
+    a terminal), never as raw characters."""
+    rng = np.random.default_rng(0)
+    hostile = "abc\x00\x00 \x1b[31mred\x1b[0m \x7f\x7f end \u202eevil.exe " * 3
+    df = pl.concat([clean_df.drop("label"), pl.DataFrame({"id": ["ctl"], "text": [hostile]})])
+    x = rng.normal(size=(df.height, 16)).astype(np.float32)
+    df = df.with_columns(embedding=pl.Series((x / np.linalg.norm(x, axis=1, keepdims=True)).tolist()))
+    df.write_parquet(tmp_path / "c.parquet")
+    scan(ScanConfig(corpus=str(tmp_path / "c.parquet"), out=str(tmp_path / "run"), detectors=("corrupted",)),
+         LocalExecutor(progress=False))
+    out = tmp_path / "r.html"
+    res = runner.invoke(app, ["report", str(tmp_path / "run"), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    html = out.read_text()
+    assert "ctl" in html and "\\x1b[31mred" in html and "\\u202eevil" in html
+    assert not any(ch in html for ch in "\x00\x1b\x7f\u202e")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
@@ -25,8 +26,19 @@ from uimdata.errors import UimError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Inspect pre-training corpora: duplicates, corrupted text, label noise, outliers.")
-out = Console()
-err = Console(stderr=True)
+#: output that is not a terminal (a pipe, a file, a notebook cell) has no width to fit: rich would wrap it
+#: at 80 columns, splitting paths and squeezing tables, so it gets this many unless COLUMNS says otherwise
+PIPED_WIDTH = 160
+
+
+def _console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not (hasattr(stream, "isatty") and stream.isatty()) and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, width=PIPED_WIDTH if piped else None)
+
+
+out = _console()
+err = _console(stderr=True)
 
 
 def _fail(e: Exception) -> None:
@@ -67,14 +79,16 @@ def _cell(v: object) -> Text:
     return literal("" if v is None else (f"{v:.3f}" if isinstance(v, float) else v))
 
 
-def _table(title: str, columns: list[str], rows: list[tuple]) -> Table:
-    """A Rich table whose title, headers and cells are shown literally (no markup, no escapes)."""
-    t = Table(title=literal(title), title_justify="left")
+def _table(title: str, columns: list[str], rows: list[tuple]) -> Group:
+    """A Rich table whose title, headers and cells are shown literally (no markup, no escapes); the title
+    on its own line above it, as wide as the output (a table's own title wraps at the table's width,
+    splitting a run path)."""
+    t = Table()
     for c in columns:
         t.add_column(literal(c), overflow="fold")
     for r in rows:
         t.add_row(*[_cell(v) for v in r])
-    return t
+    return Group(literal(title, "italic"), t)
 
 
 def _names(value: str | None) -> list[str] | None:

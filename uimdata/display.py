@@ -38,6 +38,12 @@ def printable(value: object, keep_newlines: bool = False) -> str:
     return _UNSAFE.sub(_escape, s)
 
 
+def visible_controls(text: str) -> str:
+    """``text`` with every character :func:`printable` escapes written as its escape, except newlines, tabs
+    and carriage returns (the layout of a page: the HTML report's text keeps its line breaks)."""
+    return _UNSAFE.sub(lambda m: m.group(0) if m.group(0) in _NAMED else _escape(m), text)
+
+
 def printable_json(text: str) -> str:
     """JSON lines with the characters :func:`printable` escapes written as ``\\uXXXX`` (still valid
     JSON, and the same string once parsed); the newlines between records stay."""

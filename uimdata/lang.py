@@ -26,13 +26,14 @@ def _identifier():  # noqa: ANN202 - py3langid's LanguageIdentifier
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
-def identify(texts: list[str]) -> tuple[list[str | None], list[float | None]]:
-    """(language code, probability) per text; (None, None) for texts without a letter."""
+def identify(texts: list[str], max_chars: int | None = MAX_CHARS) -> tuple[list[str | None], list[float | None]]:
+    """(language code, probability) per text, read from its first ``max_chars`` characters (None: all of
+    it); (None, None) for texts without a letter."""
     ident = _identifier()
     langs: list[str | None] = []
     confs: list[float | None] = []
     for t in texts:
-        head = t[:MAX_CHARS]
+        head = t if max_chars is None else t[:max_chars]
         if not any(ch.isalpha() for ch in head):
             langs.append(None)
             confs.append(None)

@@ -214,24 +214,28 @@ class BatchDetector(Detector, Stage):
 
 
 def defer(result: DetectorResult, flagged_by: dict[str, np.ndarray], to: Sequence[str]) -> DetectorResult:
-    """``result`` with its flags cleared (and their reasons) on the rows any of the issues ``to`` flagged
-    (``flagged_by``: issue -> flags of the detectors that ran); the summary gains ``left_to`` (issue ->
-    rows left to it)."""
+    """``result`` with its flags cleared on the rows any of the issues ``to`` flagged (``flagged_by``: issue
+    -> flags of the detectors that ran), their reasons and extra string columns nulled, scores kept; the
+    summary gains ``left_to`` (issue -> rows left to it). A detector that reads ``ctx.flagged`` itself has
+    nothing left here and its result comes back unchanged."""
     issue = result.issue
     flags = result.table.column(is_col(issue)).to_numpy(zero_copy_only=False).astype(bool)
+    before = flags.copy()
     left: dict[str, int] = {}
     for other in to:
         if other in flagged_by:
             taken = flags & flagged_by[other]
             left[other] = int(taken.sum())
             flags = flags & ~taken
-    if not left:
+    if not sum(left.values()):
         return result
-    table = result.table
-    reasons = table.column(reason_col(issue)).to_pylist()
-    table = table.set_column(table.schema.get_field_index(is_col(issue)), is_col(issue), pa.array(flags, pa.bool_()))
-    table = table.set_column(table.schema.get_field_index(reason_col(issue)), reason_col(issue),
-                             pa.array([r if f else None for r, f in zip(reasons, flags)], pa.string()))
+    table = result.table.set_column(result.table.schema.get_field_index(is_col(issue)), is_col(issue),
+                                    pa.array(flags, pa.bool_()))
+    for name in table.column_names:
+        if name == reason_col(issue) or (pa.types.is_string(table.schema.field(name).type) and name != "id"):
+            values = table.column(name).to_pylist()
+            table = table.set_column(table.schema.get_field_index(name), name, pa.array(
+                [None if cleared else v for v, cleared in zip(values, before & ~flags)], pa.string()))
     return replace(result, table=table, summary={**result.summary, "left_to": left})
 
 

@@ -283,19 +283,22 @@ class OutlierDetector(Detector):
         self.genre_cluster_embed_z, self.genre_cluster_words_z = genre_cluster_embed_z, genre_cluster_words_z
         self.genre_cluster_row_z, self.genre_cluster_max_share = genre_cluster_row_z, genre_cluster_max_share
 
-    def _genre_cluster(self, clusters: np.ndarray, z_embed: np.ndarray, z_genre: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray]:
+    def _genre_cluster(self, clusters: np.ndarray, z_embed: np.ndarray, z_genre: np.ndarray,
+                       counted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``genre (cluster)`` signal on the detector's scale (above 5 when the row's cluster has a mean
         embedding z above ``genre_cluster_embed_z`` and a mean genre z above ``genre_cluster_words_z``, and
         the row's own genre z is above ``genre_cluster_row_z``), and each row's cluster mean
-        embedding z (for the reason)."""
-        sizes = np.maximum(np.bincount(clusters), 1)
-        mean_embed = (np.bincount(clusters, weights=z_embed) / sizes)[clusters]
-        mean_genre = (np.bincount(clusters, weights=z_genre) / sizes)[clusters]
+        embedding z (for the reason). ``counted``: the rows the means and the share count (default all;
+        the scan leaves out rows ``corrupted`` flagged, so a cluster of page chrome neither makes nor
+        hides a group)."""
+        w = np.ones(len(clusters)) if counted is None else counted.astype(np.float64)
+        sizes = np.maximum(np.bincount(clusters, weights=w), 1e-9)
+        mean_embed = (np.bincount(clusters, weights=z_embed * w) / sizes)[clusters]
+        mean_genre = (np.bincount(clusters, weights=z_genre * w) / sizes)[clusters]
         margin = np.minimum.reduce([mean_embed - self.genre_cluster_embed_z, mean_genre - self.genre_cluster_words_z,
                                     z_genre - self.genre_cluster_row_z])
         in_group = (mean_embed > self.genre_cluster_embed_z) & (mean_genre > self.genre_cluster_words_z)
-        if in_group.mean() > self.genre_cluster_max_share:  # a part of the corpus, not a group mixed into it
+        if (in_group * w).sum() > self.genre_cluster_max_share * max(w.sum(), 1):  # a part of the corpus
             return np.full(len(clusters), -np.inf), mean_embed
         return margin + 5.0, mean_embed
 
@@ -317,8 +320,9 @@ class OutlierDetector(Detector):
         z_cluster = robust_z((np.bincount(clusters, weights=z_lang) / np.maximum(sizes, 1))[clusters])
         genre = len(texts) >= GENRE_MIN_ROWS
         z_genre = genre_z(texts, z_embed) if genre else np.zeros(len(texts))
-        z_gcluster, mean_embed = self._genre_cluster(clusters, z_embed, z_genre) if genre else (
-            np.full(len(texts), -np.inf), np.zeros(len(texts)))
+        broken = ctx.flagged("corrupted") if hasattr(ctx, "flagged") else None
+        z_gcluster, mean_embed = self._genre_cluster(clusters, z_embed, z_genre, None if broken is None else ~broken) \
+            if genre else (np.full(len(texts), -np.inf), np.zeros(len(texts)))
         t = self.z_threshold
         raw = np.stack([z_lang, z_cluster, z_genre, z_iso, mean_embed])
         # each signal shifted so that its own threshold at the default z_threshold (5) lands on 5:
@@ -364,9 +368,12 @@ class OutlierDetector(Detector):
             reasons = [fw if f else r for r, fw, f in zip(reasons, foreign_why, foreign)]
             score = np.where(foreign, np.minimum(score, 2 * norm.sf(t)), score)
             names = np.append(names, "language (identified)")
+        extra: dict[str, Any] = {"z_threshold": self.z_threshold,
+                                 "genre_signal": "on" if genre else f"off: needs at least {GENRE_MIN_ROWS} rows"}
+        if broken is not None:  # rows corrupted flagged are left to it (defer_to): score kept, no flag
+            extra["left_to"] = {"corrupted": int((flagged & broken).sum())}
+            flagged = flagged & ~broken
+            signal = np.where(flagged, signal, None)
         table = result_table(self.issue, ctx.ids, flagged, score, reasons,
                              {"outlier_signal": pa.array(signal.tolist(), pa.string())})
-        summary = ({s: int((signal == s).sum()) for s in names.tolist()}
-                   | {"z_threshold": self.z_threshold,
-                      "genre_signal": "on" if genre else f"off: needs at least {GENRE_MIN_ROWS} rows"})
-        return DetectorResult(self.issue, table, summary)
+        return DetectorResult(self.issue, table, {s: int((signal == s).sum()) for s in names.tolist()} | extra)

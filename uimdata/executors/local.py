@@ -4,8 +4,8 @@ a large stage that declares ``parallel`` runs in worker processes, one per core.
 from __future__ import annotations
 
 import itertools
-import os
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -29,10 +29,19 @@ def _string_bytes(batch: pa.Table) -> int:
     return sum(col.nbytes for col in batch.columns if pa.types.is_string(col.type) or pa.types.is_large_string(col.type))
 
 
-def _setup_and_process(stage: Stage, part: pa.Table) -> pa.Table:
-    """One task in a worker process: the stage arrives pickled and is set up here."""
-    stage.setup()
-    return stage.process(part)
+#: in a worker process: the stages it has set up, by the key the executor gave them (a few at most)
+_READY: dict[str, Stage] = {}
+
+
+def _setup_and_process(key: str, stage: Stage, part: pa.Table) -> pa.Table:
+    """One task in a worker process: the stage arrives pickled; it is set up once per worker (``key``)."""
+    ready = _READY.get(key)
+    if ready is None:
+        stage.setup()
+        if len(_READY) >= 8:
+            _READY.clear()
+        ready = _READY[key] = stage
+    return ready.process(part)
 
 
 def _chunks(part: pa.Table, max_bytes: int) -> Iterator[pa.Table]:
@@ -49,7 +58,11 @@ class LocalExecutor(TimedExecutor):
 
     def __init__(self, progress: bool | None = None, workers: int | None = None, **kwargs: Any) -> None:
         super().__init__(progress=progress, **kwargs)
-        self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+        if workers is None:
+            from joblib import cpu_count  # the cores this process may use (affinity, container quotas)
+
+            workers = cpu_count()
+        self.workers = max(1, workers)
 
     def _in_workers(self, stage: Stage, first: pa.Table, total: int | None) -> bool:
         if not stage.parallel or self.workers < 2 or first.num_rows == 0:
@@ -60,7 +73,9 @@ class LocalExecutor(TimedExecutor):
              desc: str | None = None) -> Iterator[pa.Table]:
         """Apply ``stage.process`` to every batch, yielding the results in order as soon as each is ready
         (so a caller can persist it: a killed run keeps what it finished). A large ``parallel`` stage runs
-        in worker processes, a few slices of a batch at a time (joblib), yielded in the same order."""
+        in worker processes, a few slices of a batch at a time (joblib), yielded in the same order: from
+        the start when ``total`` rows at the first batch's size make it large, or from the batch at which
+        the text seen so far makes it large when ``total`` is not known."""
         start = time.perf_counter()
         rows = 0
         parts = (batch.slice(i, stage.batch_size) for batch in batches
@@ -69,21 +84,31 @@ class LocalExecutor(TimedExecutor):
         first = next(parts, None)
         with self.bar(desc or stage.name, total) as advance:
             if first is not None:
-                everything = itertools.chain([first], parts)
-                if self._in_workers(stage, first, total):
-                    from joblib import Parallel, delayed
-
-                    results = Parallel(n_jobs=self.workers, return_as="generator")(
-                        delayed(_setup_and_process)(stage, chunk)
-                        for part in everything for chunk in _chunks(part, CHUNK_BYTES))
-                else:
-                    stage.setup()
-                    results = (stage.process(part) for part in everything)
-                for out in results:
+                for out in self._results(stage, itertools.chain([first], parts), self._in_workers(stage, first, total),
+                                         switch=total is None):
                     yield out
                     rows += out.num_rows
                     advance(out.num_rows)
         self.record(desc or stage.name, time.perf_counter() - start, rows)
+
+    def _results(self, stage: Stage, parts: Iterator[pa.Table], in_workers: bool, switch: bool) -> Iterator[pa.Table]:
+        """The stage's results in order: in worker processes, or in this process until (``switch``) the
+        text it has seen reaches :data:`PARALLEL_MIN_BYTES`, then the rest in worker processes."""
+        if not in_workers:
+            stage.setup()
+            seen = 0
+            for part in parts:
+                yield stage.process(part)
+                seen += _string_bytes(part)
+                if switch and stage.parallel and self.workers > 1 and seen >= PARALLEL_MIN_BYTES:
+                    break
+            else:
+                return
+        from joblib import Parallel, delayed
+
+        key = uuid.uuid4().hex
+        yield from Parallel(n_jobs=self.workers, return_as="generator")(
+            delayed(_setup_and_process)(key, stage, chunk) for part in parts for chunk in _chunks(part, CHUNK_BYTES))
 
     def map_tasks(self, fn: Callable[..., T], items: list, shared: dict[str, Any]) -> list[T]:
         """The parallel map global steps use for their shards (here: in this process, in order)."""

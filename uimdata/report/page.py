@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 import uimdata
+from uimdata.display import visible_controls
 from uimdata.errors import UimError
 from uimdata.report import classes, corpus, db, embedding_map, link_probe
 from uimdata.report.by_source import report_section
@@ -97,7 +98,8 @@ def _render(run: RunDir, sections: list[dict]) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     n_rows = sections[0]["n_rows"]
-    return env.get_template("report.html").render(
+    # control and bidi characters of corpus text shown as escapes, as on a terminal (display.printable)
+    return visible_controls(env.get_template("report.html").render(
         csp=CSP, title=f"uim report: {run.path.name}", run_path=str(run.path), version=uimdata.__version__,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), n_rows=f"{n_rows:,}",
-        sections=sections)
+        sections=sections))
