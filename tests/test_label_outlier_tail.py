@@ -101,6 +101,7 @@ def test_corpus_without_labels_skips_label_with_a_note(tmp_path):
     res = runner.invoke(app, ["scan", str(corpus), "-o", str(deep), "--detectors", "exact_duplicate"])
     assert res.exit_code == 0, res.output
     assert f"rows scanned -> {deep}" in res.output
+    assert any(ln.startswith("ingest") and "80/80" in ln for ln in res.output.splitlines())  # parquet: a total
 
 
 @pytest.fixture(scope="module")

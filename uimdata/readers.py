@@ -152,6 +152,16 @@ class CorpusFile:
     format: str
     compression: str | None = None
 
+    def num_rows(self) -> int | None:
+        """The file's row count when its format records one without reading the rows (parquet's footer);
+        None otherwise, or when the footer cannot be read (:meth:`read` then says why)."""
+        if self.format != "parquet":
+            return None
+        try:
+            return pq.ParquetFile(str(self.path)).metadata.num_rows
+        except (pa.ArrowInvalid, OSError):
+            return None
+
     def read(self, batch_size: int = 65536, encoding_errors: str = "strict") -> tuple[pa.Schema, Iterator[pa.Table]]:
         """This file's schema and its rows as tables of at most ``batch_size`` rows (no row numbers)."""
         if self.format == "parquet":

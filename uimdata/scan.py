@@ -119,7 +119,7 @@ def _ingest(cfg: ScanConfig, ex: Executor, stage: IngestStage) -> tuple[pa.Table
     # file by file: each file's columns resolved on its own (uimdata/stages/ingest.py)
     reader = CorpusReader(source, cfg.text_col, cfg.id_col, cfg.label_col, cfg.embedding_col,
                           keep_cols=cfg.keep_cols, drop_cols=cfg.drop_cols, encoding_errors=cfg.encoding_errors)
-    parts = ex.map(stage, reader.batches(), desc="ingest")
+    parts = ex.map(stage, reader.batches(), total=reader.row_count(), desc="ingest")
     if not parts or sum(p.num_rows for p in parts) == 0 or reader.columns is None:
         raise UimError(f"{source} has no rows", expected="at least one row", got="0 rows")
     cols = reader.columns

@@ -103,9 +103,11 @@ class CorruptedThresholds:
     #: between lower case, upper case and digits (CamelCase names switch rarely)
     blob_min_switches: int = 4
     blob_chars_per_switch: int = 6
-    #: symbols: in texts of at least ``long_min_words`` words, noise tokens must also hold this share
-    #: of the non-space characters (an MD5 digest or a regular expression quoted in a manual is not)
+    #: symbols: in texts of at least ``noise_share_min_words`` words, noise tokens must also hold this share
+    #: of the non-space characters (an MD5 digest or a regular expression quoted in a manual is not, nor
+    #: ``b'-!*+/'`` in a 25-word Python function)
     min_noise_char_frac: float = 0.05
+    noise_share_min_words: int = 20
     #: stub: words that contain a letter (two CJK characters count as one word). One real word is
     #: kept (0.7 % of WordNet's clean glosses are one word: "goldfish"); set 2 to flag those too.
     min_words: int = 1
@@ -282,7 +284,7 @@ def symbols(st: TextStats, t: CorruptedThresholds) -> RuleResult:
         if longest:
             cands.append((above(longest, t.max_run_chars), 2))
     noise = noise_tokens(st, t)
-    if noise and n_tok >= t.long_min_words and sum(map(len, noise)) < t.min_noise_char_frac * nonspace:
+    if noise and n_tok >= t.noise_share_min_words and sum(map(len, noise)) < t.min_noise_char_frac * nonspace:
         noise = []  # a digest or a regex quoted in a document, not a document made of noise
     if noise:
         cands.append((above(per_100_words(len(noise), n_tok), t.max_noise_tokens_per_100_words), 3))

@@ -231,6 +231,11 @@ class CorpusReader:
         self.metadata: dict[str, str] = {}
         self._seen: set[str] = set()
 
+    def row_count(self) -> int | None:
+        """The corpus's rows when every file records its count (parquet), for the progress bar; else None."""
+        counts = [f.num_rows() for f in self.files]
+        return None if any(c is None for c in counts) else sum(counts)
+
     def _resolve(self, schema: pa.Schema, where: str) -> Columns:
         cols = Columns.resolve(schema, where, **self.flags)
         roles = {"text": cols.text, "id": cols.id, "label": cols.label, "embedding": cols.embedding}
