@@ -47,7 +47,7 @@ def natural_near_duplicates(texts: list[str], emb: np.ndarray) -> set[int]:
     deduplicated base holds no pair a reasonable detector could call a duplicate."""
     from rapidfuzz.distance import Indel
 
-    from uimdata.detectors.near_duplicate import minhash_pairs
+    from uimdata.detectors.minhash import minhash_pairs
     from uimdata.stages.index import knn_graph
     from uimdata.stages.ingest import normalize
 

@@ -7,7 +7,6 @@ import json
 import duckdb
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -412,7 +411,7 @@ def test_outlier_leaves_rows_corrupted_flags_to_it(tmp_path, mixed_language_corp
     """A row both detectors would flag (here: other-language rows with encoding debris) is flagged by
     ``corrupted`` only; scanned without ``corrupted`` it is an outlier. The scan runs ``corrupted``
     first whatever order the detectors are named in."""
-    from uimdata.detectors.base import defer, deferring_last
+    from uimdata.detectors.base import deferring_last
     from uimdata.detectors.corrupted import CorruptedDetector
     from uimdata.detectors.outlier import OutlierDetector
 
@@ -434,13 +433,3 @@ def test_outlier_leaves_rows_corrupted_flags_to_it(tmp_path, mixed_language_corp
     assert out_both == out_alone - corrupted
     (summary,) = con.execute("SELECT summary::VARCHAR FROM detectors WHERE issue = 'outlier'").fetchall()[0]
     assert json.loads(summary)["left_to"]["corrupted"] == len(out_alone & corrupted)
-    # the unit: flags and reasons cleared on the rows another issue took, scores kept
-    from uimdata.detectors.base import DetectorResult, result_table
-
-    table = result_table("outlier", pa.array(["a", "b", "c"]), np.array([True, True, False]), np.array([0.1, 0.2, 0.9]),
-                         ["x", "y", None])
-    got = defer(DetectorResult("outlier", table, {}), {"corrupted": np.array([False, True, True])}, ("corrupted",))
-    assert got.table.column("is_outlier_issue").to_pylist() == [True, False, False]
-    assert got.table.column("outlier_reason").to_pylist() == ["x", None, None]
-    assert got.table.column("outlier_score").to_pylist() == [0.1, 0.2, 0.9]
-    assert got.summary["left_to"] == {"corrupted": 1}

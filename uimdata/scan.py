@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from uimdata import __version__, detectors, groups
 from uimdata.context import ScanContext
-from uimdata.detectors.base import BatchDetector, Detector, DetectorResult, defer, deferring_last, is_col
+from uimdata.detectors.base import BatchDetector, Detector, DetectorResult, deferring_last, is_col
 from uimdata.device import check_device
 from uimdata.errors import UimError
 from uimdata.executors.base import Executor
@@ -179,8 +179,6 @@ def _detect(dets: list[Detector], ctx: ScanContext, ex: Executor, run: RunDir,
             res = DetectorResult(name, table, det.summarize(table))
         else:
             res = ex.run_global(name, lambda d=det: d.detect(ctx), ctx.n)
-        if det.defer_to:
-            res = defer(res, ctx.flagged_by, det.defer_to)
         det.check_result(res.table)
         ctx.flagged_by[name] = res.table.column(is_col(name)).to_numpy(zero_copy_only=False).astype(bool)
         atomic_write_parquet(res.table, run.detector(name))

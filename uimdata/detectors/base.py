@@ -119,9 +119,8 @@ class Detector:
     #: its flags mark a defect of the row; False for a property of the corpus's shape (``long_tail``), which
     #: ``uim link`` does not name as a slice's dominant issue
     defect: ClassVar[bool] = True
-    #: issues that explain a row better than this one: a row one of them flagged is not flagged by this
-    #: detector too (its score stays; the summary counts them as ``left_to``). The scan runs those detectors
-    #: first (:func:`defer`)
+    #: issues that explain a row better than this one: the scan runs those detectors first (:func:`deferring_last`)
+    #: and a global detector reads their flags through ``ctx.flagged(issue)`` to leave those rows to them
     defer_to: ClassVar[tuple[str, ...]] = ()
 
     # --- curation (``uim curate``, uimdata/curate/) ------------------------------------------------------
@@ -211,32 +210,6 @@ class BatchDetector(Detector, Stage):
 
     def summarize(self, table: pa.Table) -> dict[str, Any]:  # noqa: ARG002
         return {}
-
-
-def defer(result: DetectorResult, flagged_by: dict[str, np.ndarray], to: Sequence[str]) -> DetectorResult:
-    """``result`` with its flags cleared on the rows any of the issues ``to`` flagged (``flagged_by``: issue
-    -> flags of the detectors that ran), their reasons and extra string columns nulled, scores kept; the
-    summary gains ``left_to`` (issue -> rows left to it). A detector that reads ``ctx.flagged`` itself has
-    nothing left here and its result comes back unchanged."""
-    issue = result.issue
-    flags = result.table.column(is_col(issue)).to_numpy(zero_copy_only=False).astype(bool)
-    before = flags.copy()
-    left: dict[str, int] = {}
-    for other in to:
-        if other in flagged_by:
-            taken = flags & flagged_by[other]
-            left[other] = int(taken.sum())
-            flags = flags & ~taken
-    if not sum(left.values()):
-        return result
-    table = result.table.set_column(result.table.schema.get_field_index(is_col(issue)), is_col(issue),
-                                    pa.array(flags, pa.bool_()))
-    for name in table.column_names:
-        if name == reason_col(issue) or (pa.types.is_string(table.schema.field(name).type) and name != "id"):
-            values = table.column(name).to_pylist()
-            table = table.set_column(table.schema.get_field_index(name), name, pa.array(
-                [None if cleared else v for v, cleared in zip(values, before & ~flags)], pa.string()))
-    return replace(result, table=table, summary={**result.summary, "left_to": left})
 
 
 def deferring_last(dets: list[Detector]) -> list[Detector]:

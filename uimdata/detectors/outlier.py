@@ -320,7 +320,7 @@ class OutlierDetector(Detector):
         z_cluster = robust_z((np.bincount(clusters, weights=z_lang) / np.maximum(sizes, 1))[clusters])
         genre = len(texts) >= GENRE_MIN_ROWS
         z_genre = genre_z(texts, z_embed) if genre else np.zeros(len(texts))
-        broken = ctx.flagged("corrupted") if hasattr(ctx, "flagged") else None
+        broken = ctx.flagged("corrupted")
         z_gcluster, mean_embed = self._genre_cluster(clusters, z_embed, z_genre, None if broken is None else ~broken) \
             if genre else (np.full(len(texts), -np.inf), np.zeros(len(texts)))
         t = self.z_threshold
