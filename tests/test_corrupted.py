@@ -248,6 +248,8 @@ TECHNICAL = [
     "openssl-3.0.11-1~deb12u2 amd64 [installed]",
     "if [[ -n \"$HOME\" ]]; then export PATH=\"$HOME/.local/bin:$PATH\"; fi",
     "for (i = 0; i < n; i++) { sum += a[i] * b[i]; }",
+    # entities as string literals in code are mentioned, not markup
+    "def escape(s):\n    return s.replace(\"&\", \"&amp;\").replace(\"<\", \"&lt;\").replace(\">\", '&gt;')",
     "SELECT id, count(*) FROM flags WHERE is_corrupted_issue GROUP BY ALL;",
     "Format strings such as {{.Name}} and {{json .Config}} select fields of the output.",
     # a long clean paragraph (Gopher rules apply from 100 words)
@@ -297,6 +299,21 @@ def test_truncation_is_found_against_the_corpus(det):
     assert det.finish(run(det, docs), docs).column(RULE_COL).to_pylist()[-1] == "truncated"
     # too small a corpus to calibrate: nothing
     assert det.finish(run(det, cut), cut).column(RULE_COL).to_pylist() == [None] * 6
+
+
+def test_a_lone_word_is_a_stub_only_where_rows_are_not_single_words(det):
+    rng = random.Random(5)
+    names = ["golang-go", "r-cran-dplyr", "librec-dev", "zlib1g", "gstreamer1.0-tools", "php-xml"]
+    descs = ["compression library - runtime", "Go programming language compiler", "GNU R data grammar",
+             "GStreamer command-line tools", "XML module for PHP", "recommender library (dev files)"]
+    corpus = [f"{rng.choice(names)}: {rng.choice(descs)} {i}" for i in range(400)]
+    stubs = ["Java", "PROFILING", "gstreamer", "MAIL"]
+    texts = corpus + stubs
+    rules = det.finish(run(det, texts), texts).column(RULE_COL).to_pylist()
+    assert rules[400:] == ["stub"] * 4 and not any(rules[:400]), list(zip(texts[400:], rules[400:], strict=True))
+    # a corpus of single names: a lone word is what its rows are
+    tags = [rng.choice(names) + str(i) for i in range(400)] + stubs
+    assert not any(det.finish(run(det, tags), tags).column(RULE_COL).to_pylist())
 
 
 def test_page_chrome_around_a_fragment_but_not_a_copyright_line(det):
@@ -435,7 +452,7 @@ def test_fast_scans_answer_like_the_lexicon_patterns(monkeypatch):
             assert st.letter_runs() == [m.group(0) for m in lx.CHAR_RUN_RE.finditer(s)], s
             bad, fast = lx.BADNESS_RE.search(s), st.search_nonascii(lx.BADNESS_RE, lx.BADNESS_WIDTH)
             assert (bad and bad.span()) == (fast and fast.span()), s
-            assert lx.markup_matches(s) == [(m.group(0), m.group("open")) for m in lx.MARKUP_RE.finditer(s)], s
+            assert [f[:2] for f in lx.markup_matches(s)] == [(m.group(0), m.group("open")) for m in lx.MARKUP_RE.finditer(s)], s
             assert lx.boilerplate_matches(st.low) == [(m.group(0), m.group("strong") is not None)
                                                       for m in lx.BOILERPLATE_RE.finditer(st.low)], s
     # a match as long as allowed, on either side of its non-ASCII character

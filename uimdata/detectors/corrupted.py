@@ -145,7 +145,7 @@ class CorruptedDetector(BatchDetector):
         rules = table.column(RULE_COL).to_pylist()
         flagged = flagged.copy()
         for i, reason in hits.items():
-            flagged[i], score[i], reasons[i], rules[i] = True, min(score[i], PATTERN_SCORE), reason, "truncated"
+            flagged[i], score[i], reasons[i], rules[i] = True, min(score[i], PATTERN_SCORE), reason, reason.split(":")[0]
         return result_table(ISSUE, table.column("id"), flagged, score, reasons,
                             extras={RULE_COL: pa.array(rules, pa.string())})
 

@@ -133,22 +133,27 @@ _MARKUP_TAG_RE = re.compile("|".join(_MARKUP_TAG), re.IGNORECASE | re.MULTILINE)
 _MARKUP_HEADING_RE = re.compile(_MARKUP_HEADING, re.IGNORECASE | re.MULTILINE)
 
 
-def markup_matches(text: str) -> list[tuple[str, str | None]]:
-    """``(fragment, open tag)`` of each match of :data:`MARKUP_RE` (the ``open`` group: a bare
-    opening tag), in order. Faster than the one pattern: the patterns that start with one of "<&[{" and
-    the heading pattern (which starts with a space, a tab or "=", so never where another one starts)
-    are searched apart and merged as the one pattern would find them, left to right, each match
-    resuming after the last."""
+def markup_matches(text: str) -> list[tuple[str, str | None, bool]]:
+    """``(fragment, open tag, quoted)`` of each match of :data:`MARKUP_RE` (the ``open`` group: a bare
+    opening tag; ``quoted``: the fragment alone between quotes, ``"&amp;"`` or ``'<br>'``, a literal in
+    code), in order. Faster than the one pattern: the patterns that start with one of "<&[{" and the
+    heading pattern (which starts with a space, a tab or "=", so never where another one starts) are
+    searched apart and merged as the one pattern would find them, left to right, each match resuming
+    after the last."""
+    def quoted(m: re.Match[str]) -> bool:
+        a, b = m.start(), m.end()
+        return a > 0 and b < len(text) and text[a - 1] in "\"'`" and text[b] == text[a - 1]
+
     if "==" not in text:  # no heading
-        return [(m.group(0), m.group("open")) for m in _MARKUP_TAG_RE.finditer(text)]
-    out: list[tuple[str, str | None]] = []
+        return [(m.group(0), m.group("open"), quoted(m)) for m in _MARKUP_TAG_RE.finditer(text)]
+    out: list[tuple[str, str | None, bool]] = []
     tag, head = _MARKUP_TAG_RE.search(text), _MARKUP_HEADING_RE.search(text)
     while tag is not None or head is not None:
         if head is None or (tag is not None and tag.start() < head.start()):
-            out.append((tag.group(0), tag.group("open")))
+            out.append((tag.group(0), tag.group("open"), quoted(tag)))
             pos = tag.end()
         else:
-            out.append((head.group(0), None))
+            out.append((head.group(0), None, False))
             pos = head.end()
         if tag is not None and tag.start() < pos:
             tag = _MARKUP_TAG_RE.search(text, pos)

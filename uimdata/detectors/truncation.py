@@ -29,7 +29,8 @@ def truncated_rows(texts: list[str | None], t: CorruptedThresholds,
     inside a word: it is a proper prefix of a word that two or more rows of the corpus use, and no
     other row uses it as a word ("syste", "golan", "r-cra", "librec-d"). In a corpus of long documents
     (median >= ``truncated_long_median`` characters) a row under ``truncated_max_frac`` of the median
-    length is truncated whatever its last word. Corpora under ``truncated_min_rows`` non-empty rows
+    length is truncated whatever its last word, and where at most ``one_word_max_share`` of the rows are
+    one word, a short one-word row is a stub ("Java" among package descriptions). Corpora under ``truncated_min_rows`` non-empty rows
     are not judged.
     """
     n = len(texts)
@@ -55,6 +56,13 @@ def truncated_rows(texts: list[str | None], t: CorruptedThresholds,
     cand = [i for i in cand if i not in out]
     if cand:
         out.update(_cut_words(texts, lens, cand, median_len, t.truncated_vocab_chars))
+    cand = [i for i in cand if i not in out and len(texts[i].split()) == 1]
+    if cand:
+        one_share = sum(1 for x in texts if x and len(x.split()) == 1) / int(ok.sum())
+        if one_share <= t.one_word_max_share:
+            for i in cand:
+                out[int(i)] = (f"stub: the single word {snip(texts[i], 20)!r} where {one_share:.1%} of the "
+                               f"corpus's rows are one word (its median row has {median_len:,.0f} characters)")
     return out
 
 
