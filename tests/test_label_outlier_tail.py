@@ -433,3 +433,27 @@ def test_outlier_leaves_rows_corrupted_flags_to_it(tmp_path, mixed_language_corp
     assert out_both == out_alone - corrupted
     (summary,) = con.execute("SELECT summary::VARCHAR FROM detectors WHERE issue = 'outlier'").fetchall()[0]
     assert json.loads(summary)["left_to"]["corrupted"] == len(out_alone & corrupted)
+
+
+def test_batched_language_identification_answers_like_py3langid():
+    """``identify`` walks py3langid's automaton for many texts at once: the same language and (to the
+    rounding) the same probability as py3langid's own ``classify``, text by text, in many scripts and
+    lengths, with texts that have no letter or no n-gram at all."""
+    from pathlib import Path
+
+    import uimdata
+    from uimdata.lang import MAX_CHARS, _identifier, identify
+
+    ood = pl.read_parquet(Path(uimdata.__file__).parent / "data" / "ood" / "ood.parquet")["text"].to_list()
+    texts = (glosses(200, seed=3) + ood[:300] + [" ".join(ood[i:i + 30]) for i in range(0, 300, 30)]
+             + ["", "123 456", "ABC DEF GHI", "Straße", "北京是中国的首都", "Привет мир", "x", "\u00e9" * 2000])
+    ident = _identifier()
+    langs, confs = identify(texts)
+    for t, lang, conf in zip(texts, langs, confs, strict=True):
+        head = t[:MAX_CHARS]
+        if not any(ch.isalpha() for ch in head):
+            assert (lang, conf) == (None, None), t
+            continue
+        want, p = ident.classify(head)
+        assert lang == want and abs(conf - p) < 1e-3, (t[:60], lang, conf, want, p)
+    assert len(set(langs)) >= 5
