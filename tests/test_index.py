@@ -77,3 +77,16 @@ def test_ivfpq_shards_agree_with_one_search():
     assert one[2].endswith("1 shards") and many[2].endswith("8 shards")
     assert np.array_equal(one[1], many[1]) and np.allclose(one[0], many[0])
     assert knn_graph(x, k=10, exact_max=1000).kind.startswith("hnsw")  # auto, in one process: HNSW
+
+
+def test_auto_index_is_hnsw_while_it_fits_and_ivf_visits_a_fixed_number_of_lists(monkeypatch):
+    """``approx="auto"`` is HNSW on either engine (N log N) until its vectors pass ``HNSW_MAX_BYTES``, then
+    IVF-PQ; IVF queries visit ``IVF_NPROBE`` lists whatever nlist, so their cost does not grow as N^2."""
+    import uimdata.stages.index as ix
+
+    x = clustered(6000)
+    assert knn_graph(x, k=5, exact_max=1000).kind.startswith("hnsw")
+    monkeypatch.setattr(ix, "HNSW_MAX_BYTES", x.nbytes - 1)
+    assert knn_graph(x, k=5, exact_max=1000).kind.startswith("ivfpq")
+    assert f"nprobe{ix.IVF_NPROBE}," in knn_graph(x, k=5, exact_max=1000, approx="ivf", nlist=1024).kind + ","
+    assert "nprobe12," in knn_graph(x, k=5, exact_max=1000, approx="ivf", nlist=12).kind + ","

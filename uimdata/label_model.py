@@ -194,11 +194,10 @@ def text_features(texts: list[str], max_fit: int = TEXT_MAX_TRAIN, seed: int = 0
     texts = ["" if t is None else t for t in texts]
     vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=TEXT_FEATURES, sublinear_tf=True,
                           dtype=np.float32)
-    fit = texts
-    if len(texts) > max_fit:
-        fit = [texts[i] for i in np.sort(np.random.default_rng(seed).choice(len(texts), max_fit, replace=False))]
     try:
-        vec.fit(fit)
+        if len(texts) <= max_fit:
+            return vec.fit_transform(texts).tocsr()  # one pass over the texts
+        vec.fit([texts[i] for i in np.sort(np.random.default_rng(seed).choice(len(texts), max_fit, replace=False))])
     except ValueError:  # no word in two texts: no vocabulary
         from scipy.sparse import csr_matrix
 
@@ -246,12 +245,26 @@ def _sparse_fit_predict(x_train, y_train: np.ndarray, x_test, n_classes: int, l2
     w = torch.zeros(x_train.shape[1], n_classes, device=dev, requires_grad=True)
     b = torch.zeros(n_classes, device=dev, requires_grad=True)
     a = _torch_csr(x_train).to(dev)
+    a_t = _torch_csr(x_train.T.tocsr()).to(dev)
     ys = torch.from_numpy(np.asarray(y_train, dtype=np.int64)).to(dev)
     opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, history_size=10, line_search_fn="strong_wolfe")
 
+    class Product(torch.autograd.Function):
+        """``a @ w`` whose gradient ``a.T @ grad`` uses ``a.T`` built once: torch's own backward transposes
+        the sparse ``a`` on every step (0.65 s against 0.13 s for the product, 80,000 texts x 50,000
+        features)."""
+
+        @staticmethod
+        def forward(ctx, w_):  # noqa: ANN001, ANN205 - torch's signature
+            return a @ w_
+
+        @staticmethod
+        def backward(ctx, grad):  # noqa: ANN001, ANN205
+            return a_t @ grad
+
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(a @ w + b, ys) + l2 * w.pow(2).sum()
+        loss = torch.nn.functional.cross_entropy(Product.apply(w) + b, ys) + l2 * w.pow(2).sum()
         loss.backward()
         return loss
 

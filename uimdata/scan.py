@@ -59,8 +59,8 @@ class ScanConfig:
     address: str | None = None
     #: rows per embed batch (one cache shard each: an interrupted scan keeps every finished batch)
     embed_batch_rows: int | None = None
-    #: kNN index above exact_max rows: auto (HNSW locally, IVF searched in Ray task shards under
-    #: --engine ray) | hnsw | ivf | ivfpq
+    #: kNN index above exact_max rows: auto (HNSW on either engine while its vectors fit 8 GiB, IVF-PQ
+    #: searched in shards above) | hnsw | ivf | ivfpq (IVF and IVF-PQ searched in Ray tasks under --engine ray)
     index: str = "auto"
     #: storage of RUN/embeddings: float32, or float16 (half the disk; read back as float32)
     embedding_dtype: str = "float32"
@@ -98,7 +98,7 @@ def build_pipeline(cfg: ScanConfig) -> Pipeline:
     unknown detector or option, a stage whose ``needs`` no stage before it ``adds``, two detectors that
     would write one ``flags`` column."""
     dets = [detectors.scan_detector(name)(**cfg.detector_options.get(name, {})) for name in cfg.detectors]
-    approx = cfg.index if cfg.index != "auto" else ("ivf" if cfg.engine == "ray" else "hnsw")
+    approx = cfg.index
     pipe = Pipeline(ingest=IngestStage(str(cfg.corpus)),
                     embed=EmbedStage(cfg.model, cfg.device, batch_rows=cfg.embed_batch_rows, chunking=cfg.chunking),
                     index=KnnIndex(k=cfg.k, exact_max=cfg.exact_max, device=cfg.device, approx=approx),

@@ -1,8 +1,9 @@
 """index: the kNN graph over the embeddings (FAISS), a global step.
 
 Exact inner-product search (``IndexFlatIP``) up to ``exact_max`` rows; above it HNSW
-(``IndexHNSWFlat``, M = 16, efSearch = 48) or IVF (``approx="ivf"``: ``IndexIVFFlat``,
-``nlist ~ 4 sqrt(N)``, trained on a sample). On GPU when a FAISS GPU build sees a device (IVF
+(``IndexHNSWFlat``, M = 16, efSearch = 48; with ``approx="auto"`` on either engine while its vectors fit
+``HNSW_MAX_BYTES``, IVF-PQ above) or IVF (``approx="ivf"``: ``IndexIVFFlat``, ``nlist ~ 4 sqrt(N)``,
+trained on a sample, ``nprobe`` 64 lists). On GPU when a FAISS GPU build sees a device (IVF
 there), else exact blockwise torch search on a CUDA device. Embeddings are L2-normalised, so inner product = cosine.
 
 Artifact ``neighbors.parquet``: ``id``, ``rank`` (1 = nearest), ``neighbor_id``, ``cosine``,
@@ -25,6 +26,13 @@ from uimdata.stages.base import GlobalStep, PMap, local_map
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 40
 HNSW_EF_SEARCH = 48
+#: ``approx="auto"``: HNSW (search cost N log N) while its vectors fit in this many bytes (5.6 million rows of
+#: 384-d float32), IVF-PQ searched in shards above (the compressed index is what every worker can hold)
+HNSW_MAX_BYTES = 8 << 30
+#: lists an IVF / IVF-PQ query visits: a fixed number, so a query's cost grows as sqrt(N) (nlist ~ sqrt(N)
+#: lists of ~sqrt(N) rows), not as a fixed share of the corpus (nprobe = nlist / 16 made the search N^2).
+#: 64 reaches HNSW's recall@10 on 51,500 MiniLM embeddings (IVF 0.970, HNSW 0.974; docs/benchmarks.md)
+IVF_NPROBE = 64
 
 
 @dataclass
@@ -85,7 +93,7 @@ def _faiss_index(emb: np.ndarray, exact_max: int, nlist: int | None, nprobe: int
         index = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, _pq_m(d), 8, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(seed)
         index.train(emb[rng.choice(n, size=min(n, max(64 * nlist, 65536)), replace=False)])
-        index.nprobe = nprobe or max(16, nlist // 64)
+        index.nprobe = min(nlist, nprobe or IVF_NPROBE)
         kind = f"ivfpq{nlist},m{_pq_m(d)},nprobe{index.nprobe},rerank"
         gpu = False  # the compressed index is small: it is shipped to CPU workers
     elif approx == "hnsw" and not gpu:  # FAISS has no GPU HNSW: IVF on the GPU
@@ -100,7 +108,7 @@ def _faiss_index(emb: np.ndarray, exact_max: int, nlist: int | None, nprobe: int
         rng = np.random.default_rng(seed)
         sample = emb[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
         index.train(sample)
-        index.nprobe = nprobe or max(8, nlist // 16)
+        index.nprobe = min(nlist, nprobe or IVF_NPROBE)
         kind = f"ivf{nlist},nprobe{index.nprobe}"
     if gpu:
         index = faiss.index_cpu_to_all_gpus(index)
@@ -198,8 +206,8 @@ def knn_graph(emb: np.ndarray, k: int = 10, exact_max: int = 20000, nlist: int |
         dist, nbr = torch_search(emb, k_eff + 1, torch_device)
         kind = "torch-exact," + torch_device
     else:
-        if approx == "auto":  # HNSW in one process (measured faster than IVF at higher recall on 2 cores)
-            approx = "hnsw"
+        if approx == "auto":  # HNSW (measured faster than IVF at higher recall) while it fits one process
+            approx = "hnsw" if n * d * 4 <= HNSW_MAX_BYTES else "ivfpq"
         dist, nbr, kind = _faiss_search(emb, k_eff + 1, exact_max, nlist, nprobe, seed, approx, pmap)
     # drop self-matches; keep k_eff others (an exact duplicate may outrank self, so mask by id)
     self_mask = nbr == np.arange(n)[:, None]
