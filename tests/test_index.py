@@ -90,3 +90,26 @@ def test_auto_index_is_hnsw_while_it_fits_and_ivf_visits_a_fixed_number_of_lists
     assert knn_graph(x, k=5, exact_max=1000).kind.startswith("ivfpq")
     assert f"nprobe{ix.IVF_NPROBE}," in knn_graph(x, k=5, exact_max=1000, approx="ivf", nlist=1024).kind + ","
     assert "nprobe12," in knn_graph(x, k=5, exact_max=1000, approx="ivf", nlist=12).kind + ","
+
+
+def test_rows_an_approximate_index_strands_are_searched_again_exactly():
+    """Rows whose returned neighbours are far worse than the corpus's (an HNSW graph over tight, separated
+    clusters strands queries in the wrong cluster) get their exact neighbours back; recall is measured
+    on a sample and reported; a flat index needs no check."""
+    import faiss
+
+    from uimdata.stages.index import check_and_repair
+
+    x = clustered(3000, centers=60)
+    dist, nbr = faiss.knn(x, x, 6, metric=faiss.METRIC_INNER_PRODUCT)
+    exact = nbr.copy()
+    rng = np.random.default_rng(1)
+    stranded = rng.choice(3000, 150, replace=False)
+    nbr[stranded] = rng.integers(0, 3000, (150, 6))  # neighbours from anywhere: far away
+    dist[stranded] = np.einsum("id,ijd->ij", x[stranded], x[nbr[stranded]])
+    check = check_and_repair(x, dist, nbr)
+    assert check["repaired_rows"] >= 150 and check["repaired_rows"] <= 300
+    assert np.array_equal(nbr[stranded], exact[stranded])
+    assert check["recall_at_k"] > 0.99 and check["sampled_rows"] == 1000
+    assert knn_graph(x, k=5, exact_max=1000, approx="hnsw").check["sampled_rows"] == 1000
+    assert knn_graph(x, k=5).check is None  # exact

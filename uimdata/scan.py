@@ -252,6 +252,7 @@ def scan(cfg: ScanConfig, executor: Executor | None = None) -> ScanResult:
         run.write_meta({
             "uimdata": __version__, "config": asdict(cfg), "columns": asdict(cols),
             "rows": samples.num_rows, "embedding": embed_info, "index": pipe.index.kind,
+            "index_check": pipe.index.check,
             "started": started, "seconds": time.time() - started, "timings": ex.timings, "summary": summary,
             "skipped": skipped,
             "chunking": chunk_info, "files": [asdict(f) for f in reader.info], "metadata": reader.metadata, "group_cols": group_cols,

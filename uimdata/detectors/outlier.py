@@ -345,8 +345,10 @@ class OutlierDetector(Detector):
         names = np.array(["language", "language (cluster)", "genre", "isolation", "genre (cluster)"])
         signal = np.where(flagged, names[which], None)
         why = {
-            0: "unlike the corpus' text (character statistics {:.1f} robust SDs off): another language?",
-            1: "in a cluster whose text is unlike the corpus' ({:.1f} robust SDs off): another language?",
+            0: ("unlike the corpus' text (character statistics {:.1f} robust SDs off): another language or "
+                "script, code or notation?"),
+            1: ("in a cluster whose text is unlike the corpus' ({:.1f} robust SDs off): another language or a "
+                "kind of text the corpus lacks?"),
             2: ("worded like a group of the corpus' most isolated rows, as a held-out model of their wording "
                 "recognises ({:.1f} robust SDs): another genre or domain?"),
             3: "isolated and unusually written ({:.1f} robust SDs from typical): an outlier?",

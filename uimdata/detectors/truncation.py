@@ -30,8 +30,8 @@ def truncated_rows(texts: list[str | None], t: CorruptedThresholds,
     other row uses it as a word ("syste", "golan", "r-cra", "librec-d"). In a corpus of long documents
     (median >= ``truncated_long_median`` characters) a row under ``truncated_max_frac`` of the median
     length is truncated whatever its last word, and where at most ``one_word_max_share`` of the rows are
-    one word, a short one-word row is a stub ("Java" among package descriptions). Corpora under ``truncated_min_rows`` non-empty rows
-    are not judged.
+    one word, a short one-word row is a stub ("Java" among package descriptions). Corpora under
+    ``truncated_min_rows`` non-empty rows are not judged.
     """
     n = len(texts)
     lens = np.array([len(x.strip()) if x else 0 for x in texts], dtype=np.float64)
