@@ -248,6 +248,11 @@ TECHNICAL = [
     "openssl-3.0.11-1~deb12u2 amd64 [installed]",
     "if [[ -n \"$HOME\" ]]; then export PATH=\"$HOME/.local/bin:$PATH\"; fi",
     "for (i = 0; i < n; i++) { sum += a[i] * b[i]; }",
+    # digests, key fingerprints and names with one group of digits are identifiers, not encoded blobs
+    "findutils (4.9.0-4) unstable; * New upstream GIT snapshot 62b59ea8b734e72398f388e23c35bd42e6cbc38a.",
+    "libtasn1-6 (4.19.0-2) unstable; * Add the key B1D2BD1375BECB784CF4F8C4D73CF638C53C06BE to signing-key.asc",
+    "libxxf86vm (1:1.1.4-1) unstable; * Improve error handling in XF86VidModeGetMonitor()",
+    "graphite2 (1.3.14-2) unstable; * revert debian/patches/revert-49fce465ae4e2c7b4c5f7dbc1dd4d1f1a0c4c6b1.diff",
     # entities as string literals in code are mentioned, not markup
     "def escape(s):\n    return s.replace(\"&\", \"&amp;\").replace(\"<\", \"&lt;\").replace(\">\", '&gt;')",
     "SELECT id, count(*) FROM flags WHERE is_corrupted_issue GROUP BY ALL;",

@@ -339,7 +339,7 @@ def test_text_label_model_finds_flips_the_embeddings_cannot_see(tmp_path):
     assert f["is_label_issue"].sum() == 0
 
 
-def _flags_for_probs(labels: list[str], p: np.ndarray, **kw) -> set[int]:
+def _flags_for_probs(labels: list[str], p: np.ndarray, corrupted: set[int] | None = None, **kw) -> set[int]:
     from uimdata.context import ScanContext
     from uimdata.detectors.label import LabelDetector
 
@@ -347,6 +347,8 @@ def _flags_for_probs(labels: list[str], p: np.ndarray, **kw) -> set[int]:
     ctx = ScanContext.from_arrays([f"r{i}" for i in range(n)], ["x"] * n, np.eye(n, 8, dtype=np.float32) + 1,
                                   labels)
     ctx._pred_probs = p.astype(np.float32)
+    if corrupted is not None:
+        ctx.flagged_by["corrupted"] = np.isin(np.arange(n), list(corrupted))
     return set(np.flatnonzero(LabelDetector(**kw).detect(ctx).table["is_label_issue"]
                               .to_numpy(zero_copy_only=False)))
 
@@ -369,6 +371,8 @@ def test_label_flags_need_a_strong_likelihood_ratio():
     assert _flags_for_probs(labels, p, max_ratio=0.06) == {0, 1, 60}
     assert _flags_for_probs(labels, p, relative_threshold=0.03) == {60}  # 0.03 is not below 0.03 x t_0
     assert _flags_for_probs(labels, p, max_ratio=None) == {0, 1, 60}
+    # a row ``corrupted`` flagged is left to it: its label is not the issue
+    assert _flags_for_probs(labels, p, corrupted={60}) == {1}
 
 
 def test_label_ratio_bar_relaxes_with_few_classes():

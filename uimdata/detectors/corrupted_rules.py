@@ -22,6 +22,7 @@ from uimdata.detectors.lexicon import (
     BLOB_PIECE_RE,
     CLASS_SWITCH_RE,
     DIGIT_RE,
+    DIGIT_RUN_RE,
     HARD_SYMBOLS,
     HEX_PIECE_RE,
     ID_SEP_RE,
@@ -103,6 +104,9 @@ class CorruptedThresholds:
     #: between lower case, upper case and digits (CamelCase names switch rarely)
     blob_min_switches: int = 4
     blob_chars_per_switch: int = 6
+    #: symbols: a hex piece of at most this many digits is a digest or a fingerprint quoted as an identifier
+    #: (git commits 40, SHA-256 64: "New upstream snapshot 62b59ea8b734..."), not an encoded blob
+    digest_max_hex: int = 64
     #: symbols: in texts of at least ``noise_share_min_words`` words, noise tokens must also hold this share
     #: of the non-space characters (an MD5 digest or a regular expression quoted in a manual is not, nor
     #: ``b'-!*+/'`` in a 25-word Python function)
@@ -328,12 +332,17 @@ def noise_tokens(st: TextStats, t: CorruptedThresholds) -> list[str]:
 
 def _is_blob(piece: str, t: CorruptedThresholds) -> bool:
     """A base64 / hex piece. Identifiers ("lib64ubsan1-i386-cross") are short parts between
-    separators; a long all-lowercase one ("libqt6quick3druntimerender6") is a name unless it is all hex."""
+    separators; a long all-lowercase one ("libqt6quick3druntimerender6") is a name unless it is all hex;
+    a hex digest or key fingerprint (up to ``digest_max_hex`` digits: a git commit, a SHA-256) is an
+    identifier too, and so is a mixed-case name whose digits come in one group ("XF86VidModeGetMonitor")."""
     piece = max(ID_SEP_RE.split(piece), key=len)
     if len(piece) < t.blob_min_chars or len(DIGIT_RE.findall(piece)) < t.blob_min_digits:
         return False
     hexlike = HEX_PIECE_RE.fullmatch(piece) is not None and not piece.isdigit()
-    mixed = piece.lower() != piece and piece.upper() != piece
+    if hexlike and len(piece) <= t.digest_max_hex:
+        return False
+    mixed = (piece.lower() != piece and piece.upper() != piece
+             and len(DIGIT_RUN_RE.findall(piece)) >= 2)
     return ((hexlike or mixed) and len(CLASS_SWITCH_RE.findall(piece))
             >= max(t.blob_min_switches, len(piece) // t.blob_chars_per_switch))
 

@@ -13,7 +13,8 @@ and that class is at least 1 / ``max_ratio`` (25) times as probable as the given
 with K < 25 classes (a likelihood ratio; with the per-class bar alone, 4.5 % of the demo corpus, whose
 labels carry no planted noise, was flagged; with the ratio alone, few-class corpora lost most flags).
 Rows of classes with fewer than ``min_class_rows`` (20) labelled rows are not judged: out-of-fold
-probabilities mean little there, and those rows are the long tail's business.
+probabilities mean little there, and those rows are the long tail's business. Rows the ``corrupted``
+detector flags are left to it (``defer_to``).
 cleanlab's own candidate count is kept in the summary.
 
 Per row: ``label_score`` = the given label's probability (cleanlab's self-confidence, lower =
@@ -51,6 +52,9 @@ class LabelDetector(Detector):
     }
     suggestion_columns: ClassVar[tuple[str, str] | None] = ("suggested_label", "suggested_label_prob")
     tail_guard: ClassVar[tuple[str, ...]] = ("knn", "prior")
+    #: a corrupted row's label is not the issue (a stub "lib" is no 'perl' package): rows ``corrupted``
+    #: flagged are left to it (score kept, no flag; the summary's ``left_to`` counts them)
+    defer_to: ClassVar[tuple[str, ...]] = ("corrupted",)
     example_suggestion: ClassVar[bool] = True
 
     @classmethod
@@ -111,6 +115,10 @@ class LabelDetector(Detector):
             # keeps a wrong label's probability above the bar (2 classes: 5 of 20 planted flips found)
             strong &= given_p <= max(self.max_ratio, 1.0 / len(present)) * sugg_p[lab]
         flagged[lab] = strong & (sugg[lab] != y[lab]) & judged
+        broken = ctx.flagged("corrupted")
+        left = 0 if broken is None else int((flagged & broken).sum())
+        if broken is not None:
+            flagged &= ~broken
 
         cj = compute_confident_joint(sub_y, sub_probs)
         noise = noise_matrix(cj, [classes[c] for c in present])
@@ -134,7 +142,8 @@ class LabelDetector(Detector):
                                       "measures the model's confusion as much as label noise",
                    "confident_joint_offdiag_share": float(cj[~np.eye(len(present), dtype=bool)].sum()
                                                           / max(cj.sum(), 1)),
-                   "flagged_rate": float(flagged.sum() / max(len(lab), 1))}
+                   "flagged_rate": float(flagged.sum() / max(len(lab), 1)),
+                   "left_to": {"corrupted": left}}
         return DetectorResult(self.issue, table, summary, tables={"label_noise_matrix": noise})
 
 

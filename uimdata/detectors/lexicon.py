@@ -306,6 +306,7 @@ BLOB_PIECE_RE = re.compile(r"[A-Za-z0-9+/=_-]{20,}")
 # lower->upper and letter<->digit switches: base64 and hex digests switch all the time, CamelCase rarely
 CLASS_SWITCH_RE = re.compile(r"[a-z](?=[A-Z])|[A-Za-z](?=[0-9])|[0-9](?=[A-Za-z])")
 DIGIT_RE = re.compile(r"[0-9]")
+DIGIT_RUN_RE = re.compile(r"[0-9]+")
 ID_SEP_RE = re.compile(r"[-_.]")
 HEX_PIECE_RE = re.compile(r"[0-9a-f]+|[0-9A-F]+")
 # a letter in the sense of CHAR_RUN_RE (no combining marks)
