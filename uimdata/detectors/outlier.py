@@ -214,8 +214,8 @@ def foreign_language(samples: pa.Table, max_share: float = FOREIGN_MAX_SHARE,
     langs, confs = df["lang"].to_list(), df["lang_conf"].to_list()
     out = np.array([lg is not None and lg != main[0] and share[lg] <= max_share and (c or 0) >= min_conf
                     for lg, c in zip(langs, confs)], dtype=bool)
-    why = [f"identified as '{lg}' (p={c:.2f}), a language of {share[lg]:.1%} of the corpus, "
-           f"which is {main[1] / n:.0%} '{main[0]}': another language?" if f else None
+    why = [f"identified as '{lg}' (p={c:.2f}), a language py3langid guesses for {share[lg]:.1%} of the corpus, "
+           f"and '{main[0]}' for {main[1] / n:.0%}: another language?" if f else None
            for lg, c, f in zip(langs, confs, out)]
     return out, why
 
