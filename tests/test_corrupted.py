@@ -253,6 +253,9 @@ TECHNICAL = [
     "libtasn1-6 (4.19.0-2) unstable; * Add the key B1D2BD1375BECB784CF4F8C4D73CF638C53C06BE to signing-key.asc",
     "libxxf86vm (1:1.1.4-1) unstable; * Improve error handling in XF86VidModeGetMonitor()",
     "graphite2 (1.3.14-2) unstable; * revert debian/patches/revert-49fce465ae4e2c7b4c5f7dbc1dd4d1f1a0c4c6b1.diff",
+    # a list of security fixes is terse, not noise
+    "chromium (156.0.8078.108-1~deb12u1) bookworm-security; urgency=high\n* New upstream security release.\n"
+    + "".join(f"- CVE-2026-11{8300 + i}\n" for i in range(30)),
     # entities as string literals in code are mentioned, not markup
     "def escape(s):\n    return s.replace(\"&\", \"&amp;\").replace(\"<\", \"&lt;\").replace(\">\", '&gt;')",
     "SELECT id, count(*) FROM flags WHERE is_corrupted_issue GROUP BY ALL;",

@@ -26,6 +26,7 @@ from uimdata.detectors.lexicon import (
     HARD_SYMBOLS,
     HEX_PIECE_RE,
     ID_SEP_RE,
+    ID_TOKEN_RE,
     LETTER_RE,
     MARKUP_HINT_RE,
     PLACEHOLDER_MAX_WORDS,
@@ -104,6 +105,9 @@ class CorruptedThresholds:
     #: between lower case, upper case and digits (CamelCase names switch rarely)
     blob_min_switches: int = 4
     blob_chars_per_switch: int = 6
+    #: symbols: the letter-share and letter-less-word rules do not fire when this share of the words
+    #: without a majority of letters are identifiers (a letter prefix and digits: "CVE-2026-118331")
+    id_list_min_share: float = 0.8
     #: symbols: a hex piece of at most this many digits is a digest or a fingerprint quoted as an identifier
     #: (git commits 40, SHA-256 64: "New upstream snapshot 62b59ea8b734..."), not an encoded blob
     digest_max_hex: int = 64
@@ -300,6 +304,9 @@ def symbols(st: TextStats, t: CorruptedThresholds) -> RuleResult:
     if noise:
         cands.append((above(per_100_words(len(noise), n_tok), t.max_noise_tokens_per_100_words), 3))
     score, which = min(cands)
+    if score < 0.5 and which in (0, 1) and _mostly_identifiers(st, t):
+        cands = [c for c in cands if c[1] not in (0, 1)] or [(1.0, 0)]
+        score, which = min(cands)
     if score >= 0.5:
         return score, None
     if which == 0:
@@ -310,6 +317,15 @@ def symbols(st: TextStats, t: CorruptedThresholds) -> RuleResult:
         return score, f"symbols: unbroken {longest}-character run {snip(run, 24)!r} (encoded blob?)"
     return score, (f"symbols: {len(noise)} noise token(s) (symbol runs / encoded blobs), "
                    f"e.g. {snip(noise[0], 24)!r}")
+
+
+def _mostly_identifiers(st: TextStats, t: CorruptedThresholds) -> bool:
+    """The text's letter-poor words are identifiers ("CVE-2026-118331", "RFC-2616", "bug#961860"): at
+    least ``id_list_min_share`` of its words without a majority of letters are a letter prefix followed by
+    digits. A changelog's list of security fixes is terse, not noise."""
+    poor = [w for w in st.tokens if 2 * len(LETTER_RE.findall(w)) < len(w)]
+    return bool(poor) and sum(1 for w in poor if ID_TOKEN_RE.fullmatch(w.strip(".,;:()[]"))) \
+        >= t.id_list_min_share * len(poor)
 
 
 def noise_tokens(st: TextStats, t: CorruptedThresholds) -> list[str]:
