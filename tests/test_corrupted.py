@@ -254,7 +254,7 @@ TECHNICAL = [
     "libxxf86vm (1:1.1.4-1) unstable; * Improve error handling in XF86VidModeGetMonitor()",
     "graphite2 (1.3.14-2) unstable; * revert debian/patches/revert-49fce465ae4e2c7b4c5f7dbc1dd4d1f1a0c4c6b1.diff",
     # a list of security fixes is terse, not noise
-    "chromium (156.0.8078.108-1~deb12u1) bookworm-security; urgency=high\n* New upstream security release.\n"
+    "chromium (156.0.8078.108-1~deb12u1) bookworm-security; urgency=high\n"
     + "".join(f"- CVE-2026-11{8300 + i}\n" for i in range(30)),
     # entities as string literals in code are mentioned, not markup
     "def escape(s):\n    return s.replace(\"&\", \"&amp;\").replace(\"<\", \"&lt;\").replace(\">\", '&gt;')",

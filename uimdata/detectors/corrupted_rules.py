@@ -321,9 +321,10 @@ def symbols(st: TextStats, t: CorruptedThresholds) -> RuleResult:
 
 def _mostly_identifiers(st: TextStats, t: CorruptedThresholds) -> bool:
     """The text's letter-poor words are identifiers ("CVE-2026-118331", "RFC-2616", "bug#961860"): at
-    least ``id_list_min_share`` of its words without a majority of letters are a letter prefix followed by
-    digits. A changelog's list of security fixes is terse, not noise."""
-    poor = [w for w in st.tokens if 2 * len(LETTER_RE.findall(w)) < len(w)]
+    least ``id_list_min_share`` of its words with a digit or a letter but without a majority of letters
+    (bullets and dashes do not count) are a letter prefix followed by digits. A changelog's list of
+    security fixes is terse, not noise."""
+    poor = [w for w in st.tokens if 2 * len(LETTER_RE.findall(w)) < len(w) and any(c.isalnum() for c in w)]
     return bool(poor) and sum(1 for w in poor if ID_TOKEN_RE.fullmatch(w.strip(".,;:()[]"))) \
         >= t.id_list_min_share * len(poor)
 
