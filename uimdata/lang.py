@@ -46,7 +46,7 @@ def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     try:
         nextmove = np.asarray(ident.tk_nextmove, dtype=np.int64)
         rowbase = np.asarray(ident._rowbase, dtype=np.int64)
-        output = np.asarray(ident.tk_output, dtype=np.int64)
+        output = np.asarray(ident.tk_output, dtype=np.int32)
         ptc = np.asarray(ident.nb_ptc, dtype=np.float32)
         ident._encode, ident._alias_pairs, ident.nb_pc  # noqa: B018 - present?
     except AttributeError:
@@ -71,7 +71,7 @@ def _classify_many(data: list[bytes]) -> tuple[list[str], list[float]]:
         buf = np.zeros((len(rows), width), np.uint8)
         for k, r in enumerate(rows):
             buf[k, :ln[k]] = np.frombuffer(data[r], np.uint8)
-        feats = np.full((len(rows), width), -1, np.int64)
+        feats = np.full((len(rows), width), -1, np.int32)  # feature ids < 2**31
         state = np.zeros(len(rows), np.int64)
         active = np.searchsorted(-ln, -np.arange(width), side="left")  # texts longer than position p
         for p in range(width):
@@ -80,7 +80,7 @@ def _classify_many(data: list[bytes]) -> tuple[list[str], list[float]]:
             state[:a] = s
             feats[:a, p] = output[s]
         k_idx, pos = np.nonzero(feats >= 0)
-        keys, counts = np.unique(k_idx * ptc.shape[0] + feats[k_idx, pos], return_counts=True)
+        keys, counts = np.unique(k_idx * ptc.shape[0] + feats[k_idx, pos].astype(np.int64), return_counts=True)
         visits = sparse.csr_matrix((np.log1p(counts.astype(np.float32)),
                                     (keys // ptc.shape[0], keys % ptc.shape[0])),
                                    shape=(len(rows), ptc.shape[0]))

@@ -98,10 +98,9 @@ def build_pipeline(cfg: ScanConfig) -> Pipeline:
     unknown detector or option, a stage whose ``needs`` no stage before it ``adds``, two detectors that
     would write one ``flags`` column."""
     dets = [detectors.scan_detector(name)(**cfg.detector_options.get(name, {})) for name in cfg.detectors]
-    approx = cfg.index
     pipe = Pipeline(ingest=IngestStage(str(cfg.corpus)),
                     embed=EmbedStage(cfg.model, cfg.device, batch_rows=cfg.embed_batch_rows, chunking=cfg.chunking),
-                    index=KnnIndex(k=cfg.k, exact_max=cfg.exact_max, device=cfg.device, approx=approx),
+                    index=KnnIndex(k=cfg.k, exact_max=cfg.exact_max, device=cfg.device, approx=cfg.index),
                     detectors=dets)
     check_pipeline([pipe.ingest, pipe.embed, *(d for d in dets if isinstance(d, BatchDetector))])
     owner: dict[str, str] = {}

@@ -189,6 +189,17 @@ class Detector:
             raise RuntimeError(f"detector '{self.issue}' returned the columns {[f'{n}: {t}' for n, t in got]}, "
                                f"it declares {[f'{n}: {t}' for n, t in want]}")
 
+    def leave_to(self, ctx: ScanContext, flagged: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+        """``flagged`` without the rows that the detectors named in ``defer_to`` flagged, and how many rows
+        each of them took (the summary's ``left_to``; a detector that did not run takes none)."""
+        left: dict[str, int] = {}
+        for issue in self.defer_to:
+            other = ctx.flagged(issue)
+            if other is not None:
+                left[issue] = int((flagged & other).sum())
+                flagged = flagged & ~other
+        return flagged, left
+
     def skip_reason(self, ctx: ScanContext) -> str | None:  # noqa: ARG002
         """Why this detector cannot run on this corpus (e.g. no labels), or None."""
         return None

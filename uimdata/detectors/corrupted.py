@@ -106,8 +106,8 @@ class CorruptedDetector(BatchDetector):
         """``(rule, score, reason)`` of one text; ``rule`` and ``reason`` are None when clean."""
         return check_text(text, self.t)
 
-    def truncated(self, texts: list[str | None], flagged: np.ndarray | None = None) -> dict[int, str]:
-        """Rows cut to a few characters, found against the corpus: ``{row: reason}`` (see
+    def truncated(self, texts: list[str | None], flagged: np.ndarray | None = None) -> dict[int, tuple[str, str]]:
+        """Rows cut to a few characters, found against the corpus: ``{row: (rule, reason)}`` (see
         :func:`uimdata.detectors.truncation.truncated_rows`)."""
         return truncated_rows(texts, self.t, flagged)
 
@@ -144,8 +144,8 @@ class CorruptedDetector(BatchDetector):
         reasons = table.column(reason_col(ISSUE)).to_pylist()
         rules = table.column(RULE_COL).to_pylist()
         flagged = flagged.copy()
-        for i, reason in hits.items():
-            flagged[i], score[i], reasons[i], rules[i] = True, min(score[i], PATTERN_SCORE), reason, reason.split(":")[0]
+        for i, (rule, reason) in hits.items():
+            flagged[i], score[i], reasons[i], rules[i] = True, min(score[i], PATTERN_SCORE), reason, rule
         return result_table(ISSUE, table.column("id"), flagged, score, reasons,
                             extras={RULE_COL: pa.array(rules, pa.string())})
 

@@ -115,10 +115,7 @@ class LabelDetector(Detector):
             # keeps a wrong label's probability above the bar (2 classes: 5 of 20 planted flips found)
             strong &= given_p <= max(self.max_ratio, 1.0 / len(present)) * sugg_p[lab]
         flagged[lab] = strong & (sugg[lab] != y[lab]) & judged
-        broken = ctx.flagged("corrupted")
-        left = 0 if broken is None else int((flagged & broken).sum())
-        if broken is not None:
-            flagged &= ~broken
+        flagged, left_to = self.leave_to(ctx, flagged)
 
         cj = compute_confident_joint(sub_y, sub_probs)
         noise = noise_matrix(cj, [classes[c] for c in present])
@@ -143,7 +140,7 @@ class LabelDetector(Detector):
                    "confident_joint_offdiag_share": float(cj[~np.eye(len(present), dtype=bool)].sum()
                                                           / max(cj.sum(), 1)),
                    "flagged_rate": float(flagged.sum() / max(len(lab), 1)),
-                   "left_to": {"corrupted": left}}
+                   "left_to": left_to}
         return DetectorResult(self.issue, table, summary, tables={"label_noise_matrix": noise})
 
 

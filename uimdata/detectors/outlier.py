@@ -372,9 +372,9 @@ class OutlierDetector(Detector):
             names = np.append(names, "language (identified)")
         extra: dict[str, Any] = {"z_threshold": self.z_threshold,
                                  "genre_signal": "on" if genre else f"off: needs at least {GENRE_MIN_ROWS} rows"}
-        if broken is not None:  # rows corrupted flagged are left to it (defer_to): score kept, no flag
-            extra["left_to"] = {"corrupted": int((flagged & broken).sum())}
-            flagged = flagged & ~broken
+        flagged, left_to = self.leave_to(ctx, flagged)  # rows corrupted flagged: score kept, no flag
+        if left_to:
+            extra["left_to"] = left_to
             signal = np.where(flagged, signal, None)
         table = result_table(self.issue, ctx.ids, flagged, score, reasons,
                              {"outlier_signal": pa.array(signal.tolist(), pa.string())})

@@ -19,8 +19,9 @@ from uimdata.detectors.scoring import median_spread, snip
 
 
 def truncated_rows(texts: list[str | None], t: CorruptedThresholds,
-                   flagged: np.ndarray | None = None) -> dict[int, str]:
-    """Rows cut to a few characters, found against the corpus itself: ``{row: reason}``; rows already
+                   flagged: np.ndarray | None = None) -> dict[int, tuple[str, str]]:
+    """Rows cut to a few characters, found against the corpus itself: ``{row: (rule, reason)}``, the rule
+    ``truncated`` or ``stub``; rows already
     ``flagged`` are skipped.
 
     A row is truncated when it is far shorter than the corpus's rows (its log length at least
@@ -47,12 +48,12 @@ def truncated_rows(texts: list[str | None], t: CorruptedThresholds,
     done = np.zeros(n, bool) if flagged is None else np.asarray(flagged, bool)
     cand = [i for i in np.flatnonzero(ok & ~done & (z <= -t.truncated_min_z))
             if lens[i] <= t.truncated_max_chars and len(texts[i].split()) <= t.truncated_max_words]
-    out: dict[int, str] = {}
+    out: dict[int, tuple[str, str]] = {}
     if median_len >= t.truncated_long_median:
         short = ok & ~done & (lens < t.truncated_max_frac * median_len) & (lens <= t.truncated_max_chars)
         for i in np.flatnonzero(short):
-            out[int(i)] = (f"truncated: {int(lens[i])} character(s) {snip(texts[i], 20)!r} where the "
-                           f"corpus's median row has {median_len:,.0f}")
+            out[int(i)] = ("truncated", f"truncated: {int(lens[i])} character(s) {snip(texts[i], 20)!r} "
+                                        f"where the corpus's median row has {median_len:,.0f}")
     cand = [i for i in cand if i not in out]
     if cand:
         out.update(_cut_words(texts, lens, cand, median_len, t.truncated_vocab_chars))
@@ -61,13 +62,14 @@ def truncated_rows(texts: list[str | None], t: CorruptedThresholds,
         one_share = sum(1 for x in texts if x and len(x.split()) == 1) / int(ok.sum())
         if one_share <= t.one_word_max_share:
             for i in cand:
-                out[int(i)] = (f"stub: the single word {snip(texts[i], 20)!r} where {one_share:.1%} of the "
-                               f"corpus's rows are one word (its median row has {median_len:,.0f} characters)")
+                out[int(i)] = ("stub", f"stub: the single word {snip(texts[i], 20)!r} where {one_share:.1%} of "
+                                       f"the corpus's rows are one word (its median row has {median_len:,.0f} "
+                                       "characters)")
     return out
 
 
 def _cut_words(texts: list[str | None], lens: np.ndarray, cand: list[int], median_len: float,
-               vocab_chars: int) -> dict[int, str]:
+               vocab_chars: int) -> dict[int, tuple[str, str]]:
     """The candidates whose last word is a proper prefix of a corpus word and no word itself."""
     last = {i: TRIM_RE.sub("", texts[i].split()[-1].lower()) for i in cand}
     wanted = {w for w in last.values() if w}
@@ -77,13 +79,14 @@ def _cut_words(texts: list[str | None], lens: np.ndarray, cand: list[int], media
         if x:
             df.update({TRIM_RE.sub("", w.lower()) for w in x[:vocab_chars].split()})
     vocab = sorted(df)
-    out: dict[int, str] = {}
+    out: dict[int, tuple[str, str]] = {}
     for i in cand:
         w = last[i]
         if w not in wanted or df.get(w, 0) > 1:  # a word of the corpus (this row is one use)
             continue
         j = bisect.bisect_right(vocab, w)
         if j < len(vocab) and vocab[j].startswith(w) and len(vocab[j]) > len(w):
-            out[int(i)] = (f"truncated: {snip(texts[i], 20)!r} ({int(lens[i])} characters; the corpus's "
-                           f"median row has {median_len:,.0f}) stops inside a word ({vocab[j]!r}...)")
+            out[int(i)] = ("truncated", f"truncated: {snip(texts[i], 20)!r} ({int(lens[i])} characters; the "
+                                        f"corpus's median row has {median_len:,.0f}) stops inside a word "
+                                        f"({vocab[j]!r}...)")
     return out
