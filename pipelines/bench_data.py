@@ -55,7 +55,7 @@ def natural_near_duplicates(texts: list[str], emb: np.ndarray) -> set[int]:
     graph = knn_graph(emb, k=10, exact_max=20000)
     pairs = {(min(i, int(j)), max(i, int(j))) for i in range(len(texts))
              for j, c in zip(graph.rows[i], graph.cos[i]) if j >= 0 and c >= 0.8}
-    pairs |= minhash_pairs(norm, np.arange(len(texts)), 0.5, 64)
+    pairs |= {(a, b) for a, b in minhash_pairs(norm, np.arange(len(texts)), 0.5, 64).tolist()}
     drop = set()
     for a, b in sorted(pairs):
         cos = float(emb[a] @ emb[b])

@@ -166,3 +166,31 @@ def test_a_corrupted_copy_is_corrupted_not_a_near_duplicate(tmp_path):
     assert not both["is_near_duplicate_issue"].any()
     assert both["duplicate_cluster"].null_count() == both.height
     assert both.columns.index("is_near_duplicate_issue") < both.columns.index("is_corrupted_issue")  # named order
+
+
+def test_lsh_buckets_pair_each_member_with_the_first_members_of_its_bucket():
+    """The vectorised bucket pairs are exactly the nested loop's: each member of a bucket with every
+    member before it among the bucket's first ``max_bucket`` (a template repeated thousands of times
+    stays linear), and MinHash candidates come back as sorted ``(a, b)`` rows with a < b."""
+    from uimdata.detectors.minhash import _bucket_pairs, minhash_pairs
+
+    rng = np.random.default_rng(0)
+    sizes = [2, 1, 7, 60, 3, 120, 2]
+    order = rng.permutation(sum(sizes))
+    bounds = np.cumsum(sizes)[:-1]
+    want, start = set(), 0
+    for size in sizes:
+        ids = order[start:start + size]
+        want |= {(int(ids[j]), int(ids[i])) for i in range(1, size) for j in range(min(i, 50))}
+        start += size
+    for chunk in (1, 7, 1 << 22):  # built a few pairs at a time or all at once: the same pairs
+        got = [(a, b) for j, i in _bucket_pairs(order, bounds, 50, chunk=chunk)
+               for a, b in zip(order[j].tolist(), order[i].tolist())]
+        assert len(got) == len(set(got)) and set(got) == want
+
+    template = "the quick brown fox jumps over the lazy dog near the river bank at dawn"
+    norm = [template] * 300 + [_words(rng, 12) for _ in range(20)]
+    pairs = minhash_pairs(norm, np.arange(len(norm)), 0.5, 64)
+    assert pairs.dtype == np.int64 and (pairs[:, 0] < pairs[:, 1]).all()
+    assert len(pairs) == sum(min(i, 50) for i in range(300))  # every copy with the first 50, nothing else
+    assert pairs[:, 1].max() < 300

@@ -461,3 +461,17 @@ def test_batched_language_identification_answers_like_py3langid():
         want, p = ident.classify(head)
         assert lang == want and abs(conf - p) < 1e-3, (t[:60], lang, conf, want, p)
     assert len(set(langs)) >= 5
+
+
+def test_character_model_answers_the_same_whatever_the_chunk_size():
+    """The trigram model is counted and scored a chunk of texts at a time (bounded memory): the chunk
+    size changes nothing."""
+    from tests.conftest import CLEAN
+    from uimdata.detectors.outlier import trigram_surprise
+
+    texts = [t for t, _ in CLEAN] + ["Der schnelle braune Fuchs springt über den faulen Hund und läuft weg."]
+    whole, count = trigram_surprise(texts, chunk=len(texts))
+    for chunk in (1, 7, 20_000):
+        part, part_count = trigram_surprise(texts, chunk=chunk)
+        assert np.array_equal(part, whole) and np.array_equal(part_count, count)
+    assert np.isfinite(whole).all() and (count > 0).all()

@@ -98,3 +98,15 @@ def test_technical_documents_not_flagged(det):
 
     doc = "\n".join(TECHNICAL)
     assert det.check(doc)[0] is None, det.check(doc)
+
+
+def test_scores_of_many_statistics_at_once_are_the_scores_of_each():
+    """``above_many`` (the corpus calibration's scores, vectorised) gives exactly ``above``'s numbers."""
+    import numpy as np
+
+    from uimdata.detectors.scoring import above, above_many
+
+    x = np.concatenate([[0.0, 1.0, 1.0 + 1e-12, 1.0 - 1e-12, 1e-300, 1e300, 2.0],
+                        np.random.default_rng(0).exponential(1.0, 10_000)])
+    for t in (1.0, 0.0, 0.37, 3.0):
+        assert np.array_equal(above_many(x, t), np.array([above(float(v), t) for v in x]))

@@ -246,6 +246,8 @@ def test_report_of_an_unlabelled_run_with_few_detectors(tmp_path, clean_df):
     html = out.read_text()
     assert "the corpus has no label column" in html and "the label detector did not run" in html
     assert 'id="examples-exact_duplicate"' in html
+    # the page is titled by the scanned file (not the run folder's name), the run as it was given
+    assert "<h1>uim report: c.parquet</h1>" in html and f"<code>{tmp_path / 'run'}</code>" in html
 
 
 def test_report_of_a_missing_run_is_a_one_line_error(tmp_path):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from uimdata.knn import TEMPERATURE, class_votes, neighbour_values, vote_weights
+from uimdata.memory import release_memory
 
 METHODS = ("ensemble", "embedding", "logreg", "knn", "text")
 
@@ -59,29 +60,32 @@ class SoftmaxModel:
         self.linear = None
 
     def fit_minibatch(self, x: np.ndarray, y: np.ndarray, batch_rows: int = 4096, epochs: int = 10,
-                      lr: float = 0.05, min_steps: int = 300, max_steps: int = 1000) -> SoftmaxModel:
+                      lr: float = 0.05, min_steps: int = 300, max_steps: int = 1000,
+                      rows: np.ndarray | None = None) -> SoftmaxModel:
         """Mini-batch Adam over shuffled batches of ``batch_rows`` rows (only one batch on the device at
         a time): for training sets too large for full-batch L-BFGS in memory. The label detector's F1 with
         mini-batches against full-batch L-BFGS on the label benchmark: docs/benchmarks.md.
         Between ``min_steps`` and ``max_steps`` optimiser steps: more epochs on small
-        sets, fewer on very large ones (the cost stays bounded)."""
+        sets, fewer on very large ones (the cost stays bounded). ``rows``: train on these rows of ``x``
+        and ``y`` only, gathered a batch at a time (no copy of the training set)."""
         import torch
 
         torch.manual_seed(self.seed)
         dev = self.device
+        rows = np.arange(len(x)) if rows is None else np.asarray(rows)
         lin = torch.nn.Linear(x.shape[1], self.n_classes).to(dev)
         opt = torch.optim.Adam(lin.parameters(), lr=lr)
         rng = np.random.default_rng(self.seed)
-        per_epoch = max(1, -(-len(x) // batch_rows))
+        per_epoch = max(1, -(-len(rows) // batch_rows))
         steps = int(np.clip(epochs * per_epoch, min_steps, max_steps))
         done = 0
         while done < steps:
-            order = rng.permutation(len(x))
-            for s in range(0, len(x), batch_rows):
+            order = rng.permutation(len(rows))
+            for s in range(0, len(rows), batch_rows):
                 if done == steps:
                     break
                 done += 1
-                b = np.sort(order[s:s + batch_rows])
+                b = rows[np.sort(order[s:s + batch_rows])]
                 xb = torch.tensor(np.asarray(x[b], dtype=np.float32), device=dev)
                 yb = torch.from_numpy(np.asarray(y[b], dtype=np.int64)).to(dev)
                 opt.zero_grad()
@@ -96,7 +100,8 @@ class SoftmaxModel:
 
         torch.manual_seed(self.seed)
         dev = self.device
-        xs = torch.tensor(np.asarray(x, dtype=np.float32), device=dev)
+        # no second copy of the training set on the CPU (torch.tensor would copy what numpy already holds)
+        xs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
         ys = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(dev)
         w = None if weight is None else torch.from_numpy(np.asarray(weight, dtype=np.float32)).to(dev)
         lin = torch.nn.Linear(x.shape[1], self.n_classes).to(dev)
@@ -115,14 +120,17 @@ class SoftmaxModel:
         self.linear = lin
         return self
 
-    def predict_proba(self, x: np.ndarray, batch: int = 65536) -> np.ndarray:
+    def predict_proba(self, x: np.ndarray, batch: int = 65536, rows: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities of the rows of ``x`` (``rows``: of these rows only, gathered a batch at a time)."""
         import torch
 
         assert self.linear is not None, "fit() first"
         out = []
+        n = len(x) if rows is None else len(rows)
         with torch.no_grad():
-            for s in range(0, len(x), batch):
-                xb = torch.tensor(np.asarray(x[s:s + batch], dtype=np.float32), device=self.device)
+            for s in range(0, n, batch):
+                part = x[s:s + batch] if rows is None else x[rows[s:s + batch]]
+                xb = torch.tensor(np.asarray(part, dtype=np.float32), device=self.device)
                 out.append(torch.softmax(self.linear(xb), dim=1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.n_classes), np.float32)
 
@@ -146,6 +154,7 @@ def cross_fit(y: np.ndarray, n_classes: int, fit_predict, folds: int = 5, seed: 
         if max_train and len(train) > max_train:
             train = np.sort(rng.choice(train, size=max_train, replace=False))
         out[test] = fit_predict(train, test)
+        release_memory()  # the fold model's buffers, before the next fold allocates its own
     return out
 
 
@@ -157,11 +166,11 @@ def logreg_oof(x: np.ndarray, y: np.ndarray, n_classes: int, folds: int = 5, l2:
 
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         model = SoftmaxModel(n_classes, l2=l2, max_iter=max_iter, seed=seed, device=device)
-        if len(train) > MINIBATCH_ABOVE:
-            model.fit_minibatch(x[train], y[train])
+        if len(train) > MINIBATCH_ABOVE:  # batches gathered from x: no copy of the training rows
+            model.fit_minibatch(x, y, rows=train)
         else:
             model.fit(x[train], y[train])
-        return model.predict_proba(x[test])
+        return model.predict_proba(x, rows=test)
 
     return cross_fit(y, n_classes, fit_predict, folds, seed, max_train)
 
@@ -307,7 +316,9 @@ def oof_pred_probs(x: np.ndarray, y: np.ndarray, n_classes: int, neighbors: np.n
     lab = np.flatnonzero(y >= 0)
     out = knn.copy()  # unlabelled rows keep the knn vote
     if method in ("logreg", "embedding", "ensemble"):
-        lr = logreg_oof(x[lab], y[lab], n_classes, folds=folds, seed=seed, device=device)
+        # every row labelled (the usual case): the embedding matrix itself, not a copy of it
+        lr = logreg_oof(x if len(lab) == len(y) else x[lab], y[lab], n_classes, folds=folds, seed=seed,
+                        device=device)
         out[lab] = lr if method == "logreg" else (lr + knn[lab]) / 2
     if method == "text" or (method == "ensemble" and texts is not None):
         tx = text_oof([texts[i] for i in lab], y[lab], n_classes, folds=folds, seed=seed, device=device)

@@ -135,8 +135,19 @@ def _ingest(cfg: ScanConfig, ex: Executor, stage: IngestStage) -> tuple[pa.Table
 
 
 def _normalized(samples: pa.Table) -> np.ndarray:
-    flat = samples.column("embedding").combine_chunks().values.to_numpy()
-    return normalize_rows(flat.reshape(samples.num_rows, -1))
+    """The ``embedding`` column as one L2-normalised float32 matrix, filled chunk by chunk (no second and
+    third copy of the matrix: 614 MB each at 400,000 rows of 384 dimensions)."""
+    col = samples.column("embedding")
+    dim = col.type.list_size
+    out = np.empty((samples.num_rows, dim), np.float32)
+    at = 0
+    for chunk in col.chunks:
+        for s in range(0, len(chunk), 65536):
+            part = chunk.slice(s, 65536)
+            rows = part.flatten().to_numpy(zero_copy_only=False).reshape(len(part), dim)
+            out[at:at + len(part)] = normalize_rows(rows)
+            at += len(part)
+    return out
 
 
 def _reference(cfg: ScanConfig, ex: Executor) -> np.ndarray | None:

@@ -23,6 +23,15 @@ def above(x: float, t: float) -> float:
     return 0.5 * t / x
 
 
+def above_many(x: np.ndarray, t: float) -> np.ndarray:
+    """:func:`above` of every statistic in ``x`` at once (the same numbers)."""
+    x = np.asarray(x, np.float64)
+    if t <= 0:
+        return np.where(x <= 0, 1.0, 0.5 / (1.0 + x))
+    with np.errstate(divide="ignore"):
+        return np.where(x <= t, 1.0 - 0.5 * x / t, 0.5 * t / x)
+
+
 def below(x: float, t: float) -> float:
     """Sub-score of a statistic flagged when ``x < t`` (x >= 0)."""
     if t <= 0:

@@ -27,6 +27,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from uimdata.memory import release_memory
 from uimdata.stages.base import Stage
 
 T = TypeVar("T")
@@ -120,6 +121,7 @@ class TimedExecutor:
         t = self.timings.setdefault(name, {"seconds": 0.0, "rows": 0})
         t["seconds"] += seconds
         t["rows"] += rows
+        release_memory()
         t["peak_rss_mb"] = peak_rss_mb()
 
     def imap(self, stage: Stage, batches: Iterable[pa.Table], total: int | None = None,

@@ -91,6 +91,20 @@ def build_sections(run: RunDir, con: duckdb.DuckDBPyConnection, *, examples: int
     return [s for s in sections if s is not None]
 
 
+def _corpus_name(run: RunDir) -> str:
+    """What the page is about: the scanned file's name (several files: the first and a count); the run
+    folder's name when run.json names no file. Names only, never a full path (the page is shared)."""
+    try:
+        files = [f.get("source_file") or Path(f["path"]).name
+                 for f in json.loads(run.meta.read_text()).get("files") or []]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        files = []
+    if not files:
+        return run.path.resolve().name
+    more = len(files) - 1
+    return files[0] if not more else f"{files[0]} and {more} more file{'s' if more > 1 else ''}"
+
+
 def _render(run: RunDir, sections: list[dict]) -> str:
     """Fill the page template (autoescaped: every string of the sections shows as text)."""
     import jinja2
@@ -100,6 +114,7 @@ def _render(run: RunDir, sections: list[dict]) -> str:
     n_rows = sections[0]["n_rows"]
     # control and bidi characters of corpus text shown as escapes, as on a terminal (display.printable)
     return visible_controls(env.get_template("report.html").render(
-        csp=CSP, title=f"uim report: {run.path.name}", run_path=str(run.path), version=uimdata.__version__,
+        csp=CSP, title=f"uim report: {_corpus_name(run)}", run_path=str(run.path),
+        version=uimdata.__version__,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), n_rows=f"{n_rows:,}",
         sections=sections))
