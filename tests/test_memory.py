@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from uimdata.memory import release_memory
+from uimdata.memory import _malloc_trim, release_memory
 
 
 def _rss_mb() -> float:
@@ -17,16 +17,7 @@ def _rss_mb() -> float:
     raise AssertionError("no VmRSS")
 
 
-def _has_malloc_trim() -> bool:
-    import ctypes
-
-    try:
-        return hasattr(ctypes.CDLL(None), "malloc_trim")
-    except (OSError, TypeError):
-        return False
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux") or not _has_malloc_trim(),
+@pytest.mark.skipif(not sys.platform.startswith("linux") or _malloc_trim() is None,
                     reason="glibc's heap (malloc_trim) and /proc are Linux's")
 def test_freed_heap_pages_go_back_to_the_system_between_steps():
     blocks = [bytearray(4000) for _ in range(50_000)]  # 200 MB of small blocks on the heap

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     import polars as pl
 
 _TOKEN = re.compile(r"\w+")
+#: candidate pairs are gathered and verified this many at a time (bounded temporaries)
+BLOCK = 65536
 _DIGIT = re.compile(r"\d")
 #: words whose insertion, deletion or swap does not change what a text says
 STOPWORDS = frozenset(
@@ -170,15 +172,14 @@ class NearDuplicateDetector(Detector):
         graph = ctx.graph
         nn_cos = graph.cos[:, 0] if graph.cos.shape[1] else np.zeros(0, np.float32)
         cuts = self.thresholds(nn_cos[is_rep] if len(nn_cos) else nn_cos)
-        g_pairs, g_cos = _graph_pairs(graph, rep, is_rep, cuts[0])
+        g_key, g_cos = _graph_keys(graph, rep, is_rep, cuts[0])
         reps = np.flatnonzero(is_rep)
         sig = signatures(norm, reps, self.num_perm) if self.use_minhash else None
         m_pairs = (minhash_pairs(norm, reps, self.minhash_threshold, self.num_perm, sig=sig) if sig is not None
                    else np.zeros((0, 2), np.int64))
         # candidates: the union of both, as int64 keys (a * n + b), sorted; the kNN edge's cosine where there
         # is one, else the embeddings' dot product
-        g_key, m_key = g_pairs[:, 0] * n + g_pairs[:, 1], m_pairs[:, 0] * n + m_pairs[:, 1]
-        key = np.union1d(g_key, m_key)
+        key = np.union1d(g_key, m_pairs[:, 0] * n + m_pairs[:, 1])
         pairs = np.stack([key // max(n, 1), key % max(n, 1)], axis=1)
         cos = np.full(len(key), np.nan)
         at = np.searchsorted(key, g_key)
@@ -186,14 +187,14 @@ class NearDuplicateDetector(Detector):
         missing = np.flatnonzero(np.isnan(cos))
         if len(missing):
             emb = ctx.embeddings
-            for s in range(0, len(missing), 65536):  # blocks: two gathered blocks of 65,536 rows (100 MB at d=384)
-                part = missing[s:s + 65536]
+            for s in range(0, len(missing), BLOCK):  # two gathered blocks of BLOCK rows (100 MB at d=384)
+                part = missing[s:s + BLOCK]
                 cos[part] = np.einsum("ij,ij->i", emb[pairs[part, 0]], emb[pairs[part, 1]])
         screened = self._screen(norm, reps, sig, pairs, cos, cuts)
         accepted = []
         todo = np.flatnonzero(~screened)
-        for s in range(0, len(todo), 65536):  # a slice at a time: Python lists of a bounded size
-            part = todo[s:s + 65536]
+        for s in range(0, len(todo), BLOCK):  # a slice at a time: Python lists of a bounded size
+            part = todo[s:s + BLOCK]
             for (x, y), c in zip(pairs[part].tolist(), cos[part].tolist()):
                 verdict = self.verify(norm[x], norm[y], c, cuts)
                 if verdict is not None:
@@ -300,13 +301,14 @@ def _representatives(hashes: np.ndarray, norm: list[str]) -> tuple[np.ndarray, n
     return rep, (rep == np.arange(len(norm))) & nonempty, nonempty
 
 
-def _graph_pairs(graph: Any, rep: np.ndarray, is_rep: np.ndarray, min_cos: float) -> tuple[np.ndarray, np.ndarray]:
-    """Representative pairs (an ``(m, 2)`` int64 array, a < b, sorted) joined by a kNN edge of cosine >=
-    ``min_cos``, and each pair's best cosine (float64). Numpy throughout: no Python object per edge."""
+def _graph_keys(graph: Any, rep: np.ndarray, is_rep: np.ndarray, min_cos: float) -> tuple[np.ndarray, np.ndarray]:
+    """Representative pairs (a < b) joined by a kNN edge of cosine >= ``min_cos``, as sorted distinct
+    int64 keys a * n + b, and each pair's best cosine (float64). Numpy throughout: no Python object per
+    edge."""
     n = len(rep)
     k = graph.rows.shape[1]
     if not k or not n:
-        return np.zeros((0, 2), np.int64), np.zeros(0)
+        return np.zeros(0, np.int64), np.zeros(0)
     a = np.repeat(np.arange(n, dtype=np.int64), k)
     b = graph.rows.reshape(-1).astype(np.int64)
     c = graph.cos.reshape(-1)
@@ -319,8 +321,7 @@ def _graph_pairs(graph: Any, rep: np.ndarray, is_rep: np.ndarray, min_cos: float
     key, c = key[order], c[order]
     first = np.ones(len(key), bool)
     first[1:] = key[1:] != key[:-1]
-    key, c = key[first], c[first]
-    return np.stack([key // n, key % n], axis=1), c
+    return key[first], c[first]
 
 
 def _clusters(n: int, accepted: list[tuple[int, int, float, str]], rep: np.ndarray, linkable: np.ndarray
