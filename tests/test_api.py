@@ -148,7 +148,7 @@ def _db(run: Path) -> dict[str, pl.DataFrame]:
 
 def _meta(run: Path) -> dict:
     meta = json.loads((run / "run.json").read_text())
-    for key in ("started", "seconds", "timings", "files"):
+    for key in ("started", "seconds", "timings", "peak_rss_mb", "files"):
         meta.pop(key, None)
     for key in ("corpus", "out"):
         meta["config"].pop(key, None)

@@ -285,6 +285,9 @@ def test_genre_z_sampled_and_chunked_paths():
     z = genre_z(texts + group, seed, max_train=1500, chunk=1000)
     assert (z[3000:] > 5).mean() >= 0.9
     assert (z[:3000] > 5).sum() <= 30
+    # the rows outside the training sample are counted and scored a few chunks at a time: the answer is
+    # the same whatever the chunk
+    assert np.allclose(z, genre_z(texts + group, seed, max_train=1500, chunk=400))
 
 
 def test_foreign_language_signal_uses_identified_language():
@@ -475,3 +478,62 @@ def test_character_model_answers_the_same_whatever_the_chunk_size():
         part, part_count = trigram_surprise(texts, chunk=chunk)
         assert np.array_equal(part, whole) and np.array_equal(part_count, count)
     assert np.isfinite(whole).all() and (count > 0).all()
+
+
+def test_text_label_model_frees_each_fold_without_a_garbage_collection():
+    """A fold of the sparse text model leaves nothing behind once it returns: with the cyclic garbage
+    collector off, no sparse training matrix of the fold survives (a class made per fit sat in a reference
+    cycle and kept every fold's matrices alive until a collection)."""
+    import gc
+
+    import scipy.sparse as sp
+    import torch
+
+    from uimdata.label_model import sparse_softmax_fit_predict
+
+    rng = np.random.default_rng(0)
+    x = sp.random(300, 40, density=0.2, format="csr", dtype=np.float32, random_state=1)
+    y = rng.integers(0, 3, 300)
+
+    def fold_matrices() -> int:
+        return sum(1 for o in gc.get_objects()
+                   if isinstance(o, torch.Tensor) and o.layout == torch.sparse_csr and o.shape[0] in (300, 40))
+
+    gc.collect()
+    gc.disable()
+    try:
+        before = fold_matrices()
+        probs = sparse_softmax_fit_predict(x, y, x, 3, device="cpu")
+        left = fold_matrices() - before
+    finally:
+        gc.enable()
+    assert probs.shape == (300, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert left == 0
+
+
+def test_embedding_label_model_frees_its_training_rows_without_a_garbage_collection():
+    """``SoftmaxModel.fit`` (the label model's fold models, the probe) keeps nothing of its training rows once
+    it returns, also with the cyclic garbage collector off."""
+    import gc
+    import weakref
+
+    import torch
+
+    from uimdata.label_model import SoftmaxModel
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 400)
+    x = rng.normal(size=(400, 8)).astype(np.float32) + y[:, None]
+    gc.collect()
+    gc.disable()
+    try:
+        train = x[:300].copy()  # the fold's copy of its rows, as ``x[train]`` makes it
+        gone = weakref.finalize(train, lambda: None)
+        model = SoftmaxModel(3, device="cpu").fit(train, y[:300])
+        del train
+        alive = gone.alive
+        leftover = [o for o in gc.get_objects() if isinstance(o, torch.Tensor) and tuple(o.shape) == (300, 8)]
+    finally:
+        gc.enable()
+    assert (model.predict_proba(x[300:]).argmax(axis=1) == y[300:]).mean() > 0.8
+    assert not alive and not leftover

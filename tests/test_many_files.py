@@ -166,3 +166,35 @@ def test_metadata_types_combine_across_files_or_stop_naming_the_column(tmp_path)
                    d / "part-2.parquet")
     one_line_error(runner.invoke(app, ["scan", str(d), "-o", str(tmp_path / "run2"), *FAST]),
                    "metadata column 'source'", "--drop-cols source")
+
+
+def test_read_tasks_give_the_batches_the_driver_reads(tmp_path):
+    """What a worker reads for itself (row-group runs of parquet files, ``read_task``) is what
+    ``CorpusReader.batches`` reads in the driver: same columns, row numbers, files and metadata, also when
+    the files name their columns differently and one holds a categorical column and several row groups."""
+    from uimdata.stages.ingest import CorpusReader, read_task
+
+    d = tmp_path / "corpus"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    n = 700
+    a = pa.table({"text": [f"row {i} about rivers" for i in range(n)], "label": [f"c{i % 3}" for i in range(n)],
+                  "lang_src": pa.array([["en", "de"][i % 2] for i in range(n)]).dictionary_encode(),
+                  "embedding": pa.FixedSizeListArray.from_arrays(pa.array(rng.random(n * 4), pa.float32()), 4)})
+    pq.write_table(a, d / "a.parquet", row_group_size=100)
+    b = pa.table({"content": ["a later file's text", "and its second row"], "label": ["c1", "c2"],
+                  "score": [0.5, 0.7], "embedding": pa.FixedSizeListArray.from_arrays(pa.array(rng.random(8), pa.float32()), 4)})
+    pq.write_table(b, d / "b.parquet")
+    pq.write_table(b.slice(0, 0), d / "c.parquet")  # an empty file is read and adds nothing
+    driver = CorpusReader(str(d), batch_size=128)
+    want = pa.concat_tables(list(driver.batches()), promote_options="permissive")
+    workers = CorpusReader(str(d), batch_size=128)
+    tasks = workers.read_tasks(task_rows=250)
+    assert [t.groups for t in tasks] == [(0, 1, 2), (3, 4, 5), (6,), (0,)]
+    assert all(len(part) <= 128 for t in tasks for part in read_task(t))
+    got = pa.concat_tables([p for t in tasks for p in read_task(t)], promote_options="permissive")
+    assert got.equals(want)
+    assert workers.metadata == driver.metadata and workers.columns == driver.columns
+    assert [(i.source_file, i.rows, i.columns) for i in workers.info] == [(i.source_file, i.rows, i.columns) for i in driver.info]
+    (d / "notes.jsonl").write_text(json.dumps({"text": "x"}) + "\n")
+    assert CorpusReader(str(d)).read_tasks() is None  # not every file parquet: the driver reads

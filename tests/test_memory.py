@@ -31,3 +31,26 @@ def test_freed_heap_pages_go_back_to_the_system_between_steps():
     if freed < before - 50:
         pytest.skip("this allocator returned the pages by itself: nothing left to release")
     assert after < freed - 120, (before, freed, after)
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="VmHWM is reset through Linux's procfs")
+def test_each_step_reports_its_own_peak_and_the_executor_the_process_peak():
+    import numpy as np
+
+    from uimdata.executors.base import reset_peak_rss
+    from uimdata.executors.local import LocalExecutor
+
+    if not reset_peak_rss():
+        pytest.skip("no permission to reset this process' peak")
+    ex = LocalExecutor(progress=False)
+    ex.record("small", 0.0, 0)
+
+    def big() -> int:
+        a = np.ones(400 << 17)  # 400 MB, touched
+        return int(a[::4096].sum() > 0)
+
+    ex.run_global("big", big, 1)
+    ex.run_global("after", lambda: 0, 1)
+    t = ex.timings
+    assert t["big"]["step_peak_rss_mb"] > t["after"]["step_peak_rss_mb"] + 300
+    assert t["after"]["peak_rss_mb"] == ex.peak_rss_mb >= t["big"]["step_peak_rss_mb"]

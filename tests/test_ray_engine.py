@@ -105,3 +105,29 @@ def test_ray_tasks_assign_kmeans_clusters(ray_executor):
     local = kmeans_assign(x, 12, shard_rows=1000)
     remote = kmeans_assign(x, 12, shard_rows=1000, pmap=ray_executor.map_tasks)
     assert np.array_equal(local, remote) and len(np.unique(local)) == 12
+
+
+def test_ray_workers_read_parquet_corpora_themselves(tmp_path, clean_df, ray_executor, monkeypatch):
+    """Under Ray a parquet corpus is read in the tasks (the driver reads footers only: reading rows in this
+    process fails here), rows and ids as the local engine reads them; a bad row comes back as the one-line
+    error naming it."""
+    from uimdata.errors import UimError
+    from uimdata.stages.ingest import CorpusReader
+
+    corpus = tmp_path / "c.parquet"
+    clean_df.write_parquet(corpus, row_group_size=10)  # 30 rows: three row groups
+    local = scan(ScanConfig(corpus=str(corpus), out=str(tmp_path / "local"), detectors=("exact_duplicate",), k=3),
+                 LocalExecutor(progress=False))
+
+    def driver_reads(self):
+        raise AssertionError("the driver read the corpus's rows")
+
+    monkeypatch.setattr(CorpusReader, "batches", driver_reads)
+    remote = scan(ScanConfig(corpus=str(corpus), out=str(tmp_path / "ray"), engine="ray",
+                             detectors=("exact_duplicate",), k=3), ray_executor)
+    assert remote.run.read_samples().equals(local.run.read_samples())
+    bad = clean_df.with_columns(pl.when(pl.int_range(pl.len()) == 25).then(None).otherwise(pl.col("id")).alias("id"))
+    bad.write_parquet(tmp_path / "bad.parquet", row_group_size=10)
+    with pytest.raises(UimError, match="id is null at row 25"):
+        scan(ScanConfig(corpus=str(tmp_path / "bad.parquet"), out=str(tmp_path / "r"), engine="ray", id_col="id",
+                        detectors=("exact_duplicate",)), ray_executor)

@@ -51,3 +51,39 @@ def test_index_choice_reaches_the_run(tmp_path, corpus):
         run = scan(ScanConfig(corpus=str(path), out=str(tmp_path / index), exact_max=100, index=index,
                               detectors=("exact_duplicate",))).run
         assert run.read_meta()["index"].startswith(index)
+
+
+def test_given_embeddings_go_to_shards_as_ingest_reads_them(tmp_path, monkeypatch):
+    """A given embedding column is written to RUN/embeddings batch by batch (several shards here), normalised,
+    with the ids samples ends with: also when repeated texts' derived ids get ``~2`` suffixes."""
+    import uimdata.scan as scan_mod
+    from uimdata.stages.ingest import IngestStage
+
+    monkeypatch.setattr(scan_mod, "SHARD_ROWS", 64)
+    monkeypatch.setattr(IngestStage, "batch_size", 50)
+    n = 300
+    emb = random_embeddings(n, dim=8, seed=5) * 3.0  # not unit length: the scan normalises
+    texts = [f"text {i % 280}" for i in range(n)]  # rows 280.. repeat rows 0..19: derived ids get ~2
+    path = tmp_path / "c.parquet"
+    pl.DataFrame({"text": texts, "embedding": pl.Series(emb, dtype=pl.Array(pl.Float32, 8))}).write_parquet(path)
+    run = scan(ScanConfig(corpus=str(path), out=str(tmp_path / "r"), detectors=("exact_duplicate",))).run
+    shards = sorted(run.embeddings_dir.glob("part-*.parquet"))
+    assert len(shards) == 3 and all(pq.read_metadata(s).num_rows == 100 for s in shards)  # 2 batches a shard
+    assert not list(run.embeddings_dir.glob(".*"))  # no temporary file left
+    ids = pl.concat([pl.read_parquet(s, columns=["id"]) for s in shards])["id"].to_list()
+    samples = run.read_samples(columns=["id", "row"]).to_pydict()
+    assert samples["row"] == list(range(n)) and ids == samples["id"]
+    assert sum(i.endswith("~2") for i in ids) == 20
+    m = run.read_embeddings()
+    assert np.allclose(m, emb / np.linalg.norm(emb, axis=1, keepdims=True), atol=1e-6)
+    assert "embedding" not in run.read_samples().column_names
+
+
+def test_embedding_dimension_changing_between_files_names_the_row(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    pl.DataFrame({"text": ["a b", "c d"], "embedding": [[0.1, 0.2, 0.3], [0.3, 0.1, 0.2]]}).write_parquet(d / "a.parquet")
+    pl.DataFrame({"text": ["e f", "g h"], "embedding": [[0.1, 0.2], [0.3, 0.1]]}).write_parquet(d / "b.parquet")
+    with pytest.raises(UimError, match="embedding dimension changes at row 2"):
+        scan(ScanConfig(corpus=str(d), out=str(tmp_path / "r"), detectors=("exact_duplicate",)))
+    assert not (tmp_path / "r").exists()

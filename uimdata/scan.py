@@ -25,6 +25,7 @@ from uimdata.device import check_device
 from uimdata.errors import UimError
 from uimdata.executors.base import Executor
 from uimdata.executors.local import LocalExecutor
+from uimdata.memory import release_memory
 from uimdata.rundir import RunDir, StagingRun, atomic_write_parquet, check_output
 from uimdata.stages.base import check_pipeline
 from uimdata.stages.embed import DEFAULT_MODEL, EmbedStage, embed_texts, normalize_rows
@@ -113,16 +114,20 @@ def build_pipeline(cfg: ScanConfig) -> Pipeline:
     return pipe
 
 
-def _ingest(cfg: ScanConfig, ex: Executor, stage: IngestStage) -> tuple[pa.Table, Columns, CorpusReader]:
+def _ingest(cfg: ScanConfig, ex: Executor, stage: IngestStage, sink: EmbeddingShards | None = None
+            ) -> tuple[pa.Table, Columns, CorpusReader]:
+    """The corpus as ``samples`` rows. With a ``sink``, a given embedding column goes to it batch by batch as
+    the batches come back (normalised, written as ``embeddings/`` shards) and ``samples`` holds none."""
     source = str(cfg.corpus)
     # file by file: each file's columns resolved on its own (uimdata/stages/ingest.py)
     reader = CorpusReader(source, cfg.text_col, cfg.id_col, cfg.label_col, cfg.embedding_col,
                           keep_cols=cfg.keep_cols, drop_cols=cfg.drop_cols, encoding_errors=cfg.encoding_errors)
-    parts = ex.map(stage, reader.batches(), total=reader.row_count(), desc="ingest")
+    batches = ex.ingest(stage, reader, total=reader.row_count(), desc="ingest")
+    parts = [sink.take(p, source) for p in batches] if sink is not None else list(batches)
     if not parts or sum(p.num_rows for p in parts) == 0 or reader.columns is None:
         raise UimError(f"{source} has no rows", expected="at least one row", got="0 rows")
     cols = reader.columns
-    if cols.embedding is not None:
+    if cols.embedding is not None and sink is None:
         dims = {p.schema.field("embedding").type.list_size for p in parts}
         if len(dims) > 1:
             bad = next(p for p in parts if p.schema.field("embedding").type.list_size != parts[0].schema.field(
@@ -131,7 +136,92 @@ def _ingest(cfg: ScanConfig, ex: Executor, stage: IngestStage) -> tuple[pa.Table
                            expected=f"{sorted(dims)[0]} everywhere", got=f"dimensions {sorted(dims)}",
                            hint="all embeddings must come from one model")
     table = combine(parts, source)
-    return dedupe_ids(table, source, derived=cols.id is None), cols, reader
+    deduped = dedupe_ids(table, source, derived=cols.id is None)
+    if sink is not None:
+        sink.flush()
+        if deduped is not table:  # repeated derived ids got suffixes: the shards take the new ids
+            sink.set_ids(deduped.column("id"))
+    return deduped, cols, reader
+
+
+class EmbeddingShards:
+    """Writes ``RUN/embeddings/part-NNNNN.parquet`` (``id``, ``embedding``: L2-normalised, stored as ``dtype``)
+    from blocks of rows as they come, each block a row group of the open shard, :data:`SHARD_ROWS` rows or
+    a little more a shard: a given embedding column goes from ingest's batches straight to disk, and the
+    scan holds one block at a time instead of the column and then the matrix. A shard is written under a
+    temporary name and renamed into place when it is complete."""
+
+    def __init__(self, run: RunDir, dtype: str = "float32") -> None:
+        if dtype not in ("float32", "float16"):
+            raise UimError("--embedding-dtype", expected="float32 or float16", got=repr(dtype))
+        self.run, self.dtype = run, dtype
+        self.rows, self.dim = 0, None
+        self.shards: list = []
+        self._writer = None
+        self._held = 0
+
+    def add(self, ids: pa.Array, emb: np.ndarray, normalize: bool = True) -> None:
+        """Rows ``emb`` with their ``ids`` (``normalize``: L2-normalised here; the embed stage's come
+        normalised), at most SHARD_ROWS rows a row group."""
+        import pyarrow.parquet as pq
+
+        for s in range(0, len(emb), SHARD_ROWS):
+            block = normalize_rows(emb[s:s + SHARD_ROWS]) if normalize else np.asarray(emb[s:s + SHARD_ROWS], np.float32)
+            part = pa.table({"id": ids.slice(s, len(block)), "embedding": fixed_list(block.astype(self.dtype, copy=False))})
+            if self._writer is None:
+                path = self.run.embeddings_dir / f"part-{len(self.shards):05d}.parquet"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._tmp = path.with_name(f".{path.name}.tmp")
+                self._writer = pq.ParquetWriter(self._tmp, part.schema, compression="zstd")
+                self.shards.append(path)
+            self._writer.write_table(part)
+            self._held += len(block)
+            self.rows += len(block)
+            if self._held >= SHARD_ROWS:
+                self.flush()
+
+    def take(self, part: pa.Table, source: str) -> pa.Table:
+        """An ingest batch without its ``embedding`` column, which goes to the shards (the dimension checked
+        against the first batch's)."""
+        if "embedding" not in part.column_names or part.num_rows == 0:
+            return part
+        col = part.column("embedding")
+        dim = col.type.list_size
+        if self.dim is None:
+            self.dim = dim
+        elif dim != self.dim:
+            raise UimError(f"{source}: embedding dimension changes at row {part.column('row')[0].as_py()}",
+                           expected=f"{self.dim} everywhere", got=f"dimensions {sorted({self.dim, dim})}",
+                           hint="all embeddings must come from one model")
+        ids = part.column("id").combine_chunks()
+        at = 0
+        for chunk in col.chunks:
+            self.add(ids.slice(at, len(chunk)),
+                     chunk.flatten().to_numpy(zero_copy_only=False).reshape(len(chunk), dim))
+            at += len(chunk)
+        return part.drop_columns(["embedding"])
+
+    def flush(self) -> None:
+        """Close the open shard and rename it into place."""
+        import os
+
+        if self._writer is None:
+            return
+        self._writer.close()
+        os.replace(self._tmp, self.shards[-1])
+        self._writer, self._held = None, 0
+        release_memory()  # the shard's buffers, before the next batches arrive
+
+    def set_ids(self, ids: pa.ChunkedArray) -> None:
+        """Replace the shards' ids, in row order (after :func:`dedupe_ids` renamed repeats)."""
+        import pyarrow.parquet as pq
+
+        at = 0
+        for path in self.shards:
+            part = pq.read_table(path)
+            part = part.set_column(0, "id", ids.slice(at, part.num_rows).combine_chunks())
+            atomic_write_parquet(part, path)
+            at += part.num_rows
 
 
 def _normalized(samples: pa.Table) -> np.ndarray:
@@ -161,15 +251,6 @@ def _reference(cfg: ScanConfig, ex: Executor) -> np.ndarray | None:
         return _normalized(samples)
     stage = EmbedStage(ref_cfg.model, ref_cfg.device, batch_rows=ref_cfg.embed_batch_rows, chunking=ref_cfg.chunking)
     return embed_texts(stage, samples.column("text").to_pylist(), ex, ref_cfg.cache_dir)[0]
-
-
-def _write_embeddings(run: RunDir, ids: pa.Array, emb: np.ndarray, dtype: str = "float32") -> None:
-    if dtype not in ("float32", "float16"):
-        raise UimError("--embedding-dtype", expected="float32 or float16", got=repr(dtype))
-    for i, start in enumerate(range(0, len(ids), SHARD_ROWS)):
-        part = pa.table({"id": ids.slice(start, SHARD_ROWS),
-                         "embedding": fixed_list(emb[start:start + SHARD_ROWS].astype(dtype, copy=False))})
-        atomic_write_parquet(part, run.embeddings_dir / f"part-{i:05d}.parquet")
 
 
 def _detect(dets: list[Detector], ctx: ScanContext, ex: Executor, run: RunDir,
@@ -229,22 +310,22 @@ def scan(cfg: ScanConfig, executor: Executor | None = None) -> ScanResult:
     staging = StagingRun(out)
     try:
         run = RunDir(staging.tmp)
-        samples, cols, reader = _ingest(cfg, ex, pipe.ingest)
+        shards = EmbeddingShards(run, cfg.embedding_dtype)
+        samples, cols, reader = _ingest(cfg, ex, pipe.ingest, shards)  # a given embedding column: to shards
         samples, group_cols = groups.resolve(samples, cfg.group_cols, reader.metadata, len(reader.files))
-        if "embedding" in samples.column_names:
-            emb = _normalized(samples)
-            samples = samples.drop_columns(["embedding"])
+        if shards.rows:
             embed_info: dict[str, Any] = {"model": f"given column '{cols.embedding}'", "embedded": 0}
             ex.record("embed", 0.0, 0)
         else:
             emb, embed_info = embed_texts(pipe.embed, samples.column("text").to_pylist(), ex, cfg.cache_dir)
+            shards.add(samples.column("id").combine_chunks(), emb, normalize=False)
+            shards.flush()
+            del emb
         chunk_info = embed_info.pop("chunking", {"chunking": False})
         atomic_write_parquet(samples, run.samples)
-        _write_embeddings(run, samples.column("id").combine_chunks(), emb, cfg.embedding_dtype)
-        del emb
         ex.run_global("index", lambda: pipe.index.run(run, pmap=ex.map_tasks), samples.num_rows)
         ctx = ScanContext(run, label_model=cfg.label_model, device=cfg.device, reference=_reference(cfg, ex),
-                          pmap=ex.map_tasks)
+                          pmap=ex.map_tasks, samples=samples)
         skipped: dict[str, str] = {}
         results = _detect(pipe.detectors, ctx, ex, run, skipped)
         ctx.write_pred_probs()  # when the label detector computed them
@@ -263,7 +344,9 @@ def scan(cfg: ScanConfig, executor: Executor | None = None) -> ScanResult:
             "uimdata": __version__, "config": asdict(cfg), "columns": asdict(cols),
             "rows": samples.num_rows, "embedding": embed_info, "index": pipe.index.kind,
             "index_check": pipe.index.check,
-            "started": started, "seconds": time.time() - started, "timings": ex.timings, "summary": summary,
+            "started": started, "seconds": time.time() - started, "timings": ex.timings,
+            # the scan process' peak resident memory (MB; the driver's under Ray), every step included
+            "peak_rss_mb": getattr(ex, "peak_rss_mb", None), "summary": summary,
             "skipped": skipped,
             "chunking": chunk_info, "files": [asdict(f) for f in reader.info], "metadata": reader.metadata, "group_cols": group_cols,
         })

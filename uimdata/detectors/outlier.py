@@ -46,6 +46,7 @@ Measured in ``make bench`` against cleanlab Datalab (docs/benchmarks.md).
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import numpy as np
@@ -177,23 +178,34 @@ def genre_z(texts: list[str], seed_score: np.ndarray, frac: float = GENRE_SEED_F
     from sklearn.model_selection import StratifiedKFold
 
     n = len(texts)
-    # tokenising is Python-bound: chunks in worker processes, one per core
-    heads = [t[:GENRE_MAX_CHARS] for t in texts]
-    counts = sp.vstack(cpu_map(_hash_words, [heads[s:s + chunk] for s in range(0, n, chunk)])).tocsr()
     y = np.zeros(n, np.int64)
     y[np.argsort(-seed_score, kind="stable")[:max(int(frac * n), 10)]] = 1
     rng = np.random.default_rng(seed)
     train = np.arange(n) if n <= max_train else np.sort(rng.choice(n, max_train, replace=False))
-    tfidf = TfidfTransformer(sublinear_tf=True).fit(counts[train])
-    x = tfidf.transform(counts)
-    logit = np.zeros(n)
     rest = np.setdiff1d(np.arange(n), train, assume_unique=True)
+
+    def counts_of(rows: np.ndarray):  # noqa: ANN202 - hashed word counts of these rows, in worker processes
+        heads = [texts[i][:GENRE_MAX_CHARS] for i in rows.tolist()]
+        return sp.vstack(cpu_map(_hash_words, [heads[s:s + chunk] for s in range(0, len(heads), chunk)])).tocsr()
+
+    counts = counts_of(train)
+    tfidf = TfidfTransformer(sublinear_tf=True).fit(counts)
+    x = tfidf.transform(counts)
+    del counts
+    logit = np.zeros(n)
     splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(train)), y[train])
-    for fold, (tr, te) in enumerate(splits):
-        model = LogisticRegression(C=1.0, max_iter=500, solver="liblinear").fit(x[train[tr]], y[train[tr]])
-        logit[train[te]] = model.decision_function(x[train[te]])
-        if fold == 0 and len(rest):  # one fold model, so that these logits spread as the out-of-fold ones
-            logit[rest] = model.decision_function(x[rest])
+    first = None
+    for tr, te in splits:
+        model = LogisticRegression(C=1.0, max_iter=500, solver="liblinear").fit(x[tr], y[train[tr]])
+        logit[train[te]] = model.decision_function(x[te])
+        if first is None:
+            first = model
+    # the other rows by the first fold model, so that their logits spread as the out-of-fold ones; a few
+    # chunks at a time (their word counts are never all held at once)
+    step = chunk * max(1, os.cpu_count() or 1)
+    for s in range(0, len(rest), step):
+        part = rest[s:s + step]
+        logit[part] = first.decision_function(tfidf.transform(counts_of(part)))
     return robust_z(logit)
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import pyarrow as pa
 from rich.console import Console
@@ -29,6 +29,9 @@ from rich.text import Text
 
 from uimdata.memory import release_memory
 from uimdata.stages.base import Stage
+
+if TYPE_CHECKING:
+    from uimdata.stages.ingest import CorpusReader
 
 T = TypeVar("T")
 
@@ -52,6 +55,12 @@ class Executor(Protocol):
     def map(self, stage: Stage, batches: Iterable[pa.Table], total: int | None = None,
             desc: str | None = None) -> list[pa.Table]:
         """``imap`` collected into a list."""
+        ...
+
+    def ingest(self, stage: Stage, reader: CorpusReader, total: int | None = None,
+               desc: str | None = None) -> Iterator[pa.Table]:
+        """The ingest ``stage`` over the corpus ``reader`` reads, results in corpus order: as ``imap`` over
+        ``reader.batches()``, or with the files read where the stage runs (``reader.read_tasks()``)."""
         ...
 
     def run_global(self, name: str, fn: Callable[[], T], rows: int) -> T:
@@ -79,7 +88,8 @@ def progress_bars(enabled: bool) -> Iterator[None]:
 
 
 def peak_rss_mb() -> float:
-    """This process' peak resident memory (VmHWM; ru_maxrss would include a parent's before exec)."""
+    """This process' peak resident memory since it started or since the last :func:`reset_peak_rss`
+    (VmHWM; ru_maxrss would include a parent's before exec)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -88,6 +98,18 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def reset_peak_rss() -> bool:
+    """Start this process' peak resident memory afresh from what it holds now (Linux: ``/proc/self/clear_refs``
+    ``5`` resets VmHWM), so that the next step's peak is its own and not an earlier step's. False where
+    that cannot be done (no procfs, no permission): peaks then stay the process' peaks so far."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 class RateColumn(ProgressColumn):
@@ -104,6 +126,8 @@ class TimedExecutor:
         self.console = console or Console(stderr=True)
         self.show = SHOW_PROGRESS.get() if progress is None else progress
         self.timings: dict[str, dict[str, float]] = {}
+        #: the process' peak RSS (MB) over every step recorded so far (``peak_rss_mb`` of the last step)
+        self.peak_rss_mb = 0.0
 
     @contextmanager
     def bar(self, desc: str, total: int | None) -> Iterator[Callable[[int], None]]:
@@ -117,12 +141,18 @@ class TimedExecutor:
             yield lambda n: prog.advance(task, n)
 
     def record(self, name: str, seconds: float, rows: int) -> None:
-        """Add a stage's seconds and rows; ``peak_rss_mb`` is the process' peak RSS when it ended."""
+        """Add a step's seconds and rows. ``peak_rss_mb``: the process' peak RSS (MB) when it ended;
+        ``step_peak_rss_mb``: the peak while it ran (since the step before it was recorded), so that the
+        step that needs the memory is the one that shows it."""
         t = self.timings.setdefault(name, {"seconds": 0.0, "rows": 0})
         t["seconds"] += seconds
         t["rows"] += rows
+        step_peak = peak_rss_mb()
+        self.peak_rss_mb = max(self.peak_rss_mb, step_peak)
+        t["peak_rss_mb"] = self.peak_rss_mb
+        t["step_peak_rss_mb"] = max(t.get("step_peak_rss_mb", 0.0), step_peak)
         release_memory()
-        t["peak_rss_mb"] = peak_rss_mb()
+        reset_peak_rss()  # the next step's peak starts from what this process holds now
 
     def imap(self, stage: Stage, batches: Iterable[pa.Table], total: int | None = None,
              desc: str | None = None) -> Iterator[pa.Table]:
@@ -132,6 +162,11 @@ class TimedExecutor:
             desc: str | None = None) -> list[pa.Table]:
         """Apply ``stage.process`` to every batch; returns the processed batches in order."""
         return list(self.imap(stage, batches, total, desc))
+
+    def ingest(self, stage: Stage, reader: CorpusReader, total: int | None = None,
+               desc: str | None = None) -> Iterator[pa.Table]:
+        """The ingest stage over the batches this process reads (an engine with workers may read there)."""
+        return self.imap(stage, reader.batches(), total, desc)
 
     def run_global(self, name: str, fn: Callable[[], T], rows: int) -> T:
         """Run one whole-corpus step in this process, timed, with a bar that completes when it returns."""

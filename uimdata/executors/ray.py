@@ -36,6 +36,21 @@ def _call_shared(fn: Callable[..., T], item: Any, shared: dict[str, Any]) -> T:
     return fn(item, **shared)
 
 
+def _read_and_process(stage: Stage, task: Any) -> tuple[pa.Table, pa.Table | None]:
+    """One read task on a worker: its rows read there (``stages.ingest.read_task``), through the stage;
+    returned as two objects, the rows without their ``embedding`` column and that column (or None), so
+    that the driver can let go of the embeddings once it has written them: a table taken zero-copy from
+    Ray's object store keeps the whole object it came in alive."""
+    from uimdata.stages.ingest import read_task
+
+    stage.setup()
+    parts = [stage.process(b) for b in read_task(task)]
+    out = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    if "embedding" not in out.column_names:
+        return out, None
+    return out.drop_columns(["embedding"]), out.select(["embedding"])
+
+
 class RayExecutor(TimedExecutor):
     """Batch stages on Ray Data actor pools; shards of global steps as Ray tasks."""
 
@@ -71,6 +86,40 @@ class RayExecutor(TimedExecutor):
         ref = self.ray.put(shared)
         task = self.ray.remote(num_cpus=1)(_call_shared)
         return self.ray.get([task.remote(fn, item, ref) for item in items])
+
+    def ingest(self, stage: Stage, reader: Any, total: int | None = None,
+               desc: str | None = None) -> Iterator[pa.Table]:
+        """Parquet corpora are read on the workers: one Ray task per run of row groups
+        (``CorpusReader.read_tasks``: the driver reads only the footers), at most ``2 x CPUs`` tasks in
+        flight, results taken in corpus order, so that the driver holds a bounded number of batches
+        whatever the corpus's size. Other formats are read on the driver and handed to ``imap``."""
+        tasks = reader.read_tasks()
+        if tasks is None:
+            yield from self.imap(stage, reader.batches(), total, desc)
+            return
+        start = time.perf_counter()
+        rows = 0
+        remote = self.ray.remote(num_cpus=stage.resources.cpus, num_returns=2)(_read_and_process)
+        window = max(2, 2 * int(self.ray.cluster_resources().get("CPU", 1)))
+        stage_ref = self.ray.put(stage)
+        with self.bar(desc or stage.name, total) as advance:
+            pending = [remote.remote(stage_ref, t) for t in tasks[:window]]
+            for i in range(len(tasks)):
+                try:
+                    out, emb = self.ray.get(pending.pop(0))
+                except self.ray.exceptions.RayTaskError as e:  # bad input: the worker's one-line error
+                    if isinstance(getattr(e, "cause", None), UimError):
+                        raise e.cause from None
+                    raise
+                if emb is not None:  # rejoined for the caller, which takes the column off
+                    out = out.append_column("embedding", emb.column(0))
+                    del emb
+                if i + window < len(tasks):
+                    pending.append(remote.remote(stage_ref, tasks[i + window]))
+                rows += out.num_rows
+                advance(out.num_rows)
+                yield out
+        self.record(desc or stage.name, time.perf_counter() - start, rows)
 
     def imap(self, stage: Stage, batches: Iterable[pa.Table], total: int | None = None,
              desc: str | None = None) -> Iterator[pa.Table]:

@@ -287,7 +287,8 @@ def graph_table(graph: KnnGraph, ids: pa.Array) -> pa.Table:
 
 
 def read_graph(run: RunDir, n: int) -> KnnGraph:
-    t = run.read_neighbors()
+    # the numbers only: the id columns would hold two strings per edge (~300 MB at 400,000 rows x 10)
+    t = run.read_neighbors(columns=["row", "rank", "neighbor_row", "cosine"])
     row = t.column("row").to_numpy()
     k = int(np.bincount(row, minlength=n).max()) if len(row) else 0
     rows = np.full((n, k), -1, np.int64)

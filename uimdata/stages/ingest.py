@@ -112,7 +112,8 @@ def embedding_matrix(col: pa.ChunkedArray | pa.Array, source: str, offset: int =
                            expected=f"{dim} like row {offset}", got=str(lengths[bad[0]]),
                            hint="all embeddings must come from one model")
         flat = col.flatten()
-    mat = flat.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
+    # float32 input stays the Arrow buffer (no copy): the sink normalises it into its own array
+    mat = np.asarray(flat.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
     finite = np.isfinite(mat).all(axis=1)
     if not finite.all():
         row = offset + int(np.flatnonzero(~finite)[0])
@@ -274,6 +275,20 @@ class CorpusReader:
                                expected=f"one of {sorted(self._seen)}", got=repr(missing[0]),
                                hint="the text and embedding columns are never metadata")
 
+    def _file_columns(self, schema: pa.Schema, where: str, info: FileInfo) -> tuple[dict[str, str], dict[str, str]]:
+        """One file's role columns (internal name -> its column) and metadata columns (its column -> the
+        samples column), resolved and checked against the first file's."""
+        cols = self._resolve(schema, where)
+        info.columns = {"text": cols.text, "id": cols.id, "label": cols.label, "embedding": cols.embedding}
+        meta = self._meta_cols(schema, cols)
+        for m in meta:
+            self.metadata.setdefault(m, meta_name(m))
+        roles = {_TEXT: cols.text}
+        for internal, name in ((_ID, cols.id), (_LABEL, cols.label), (_EMB, cols.embedding)):
+            if name is not None:
+                roles[internal] = name
+        return roles, {m: self.metadata[m] for m in meta}
+
     def batches(self) -> Iterator[pa.Table]:
         offset = 0
         for f in self.files:
@@ -281,32 +296,94 @@ class CorpusReader:
             schema, batches = f.read(self.batch_size, self.encoding_errors)
             info = FileInfo(str(f.path), f.name, f.format + (f".{f.compression}" if f.compression else ""))
             self.info.append(info)
-            cols = None
+            roles = meta = None
             for b in batches:
                 if not b.num_rows:
                     continue
-                if cols is None:
-                    cols = self._resolve(schema, where)
-                    info.columns = {"text": cols.text, "id": cols.id, "label": cols.label,
-                                    "embedding": cols.embedding}
-                    meta = self._meta_cols(schema, cols)
-                    for m in meta:
-                        self.metadata.setdefault(m, meta_name(m))
-                out = {_TEXT: b.column(cols.text)}
-                for internal, name in ((_ID, cols.id), (_LABEL, cols.label), (_EMB, cols.embedding)):
-                    if name is not None:
-                        out[internal] = b.column(name)
-                out[ROW_COL] = pa.array(range(offset, offset + b.num_rows), pa.int64())
-                out[_FILE] = pa.array([f.name] * b.num_rows, pa.string())
-                for m in meta:
-                    col = b.column(m)
-                    if pa.types.is_dictionary(col.type):  # categoricals: their values (files may differ)
-                        col = col.cast(col.type.value_type)
-                    out[self.metadata[m]] = col
+                if roles is None:
+                    roles, meta = self._file_columns(schema, where, info)
+                yield assemble(b, roles, meta, offset, f.name)
                 offset += b.num_rows
                 info.rows += b.num_rows
-                yield pa.table(out)
         self.check_names()
+
+    def read_tasks(self, task_rows: int = 131072) -> list[ReadTask] | None:
+        """The corpus as tasks a worker reads on its own (:func:`read_task`): runs of whole row groups of
+        about ``task_rows`` rows, each knowing its first corpus row, when every file is parquet (whose
+        footer gives the row counts before any row is read); None for other formats (read here, with
+        :meth:`batches`). Columns are resolved and checked here, file by file, as :meth:`batches` does."""
+        if not self.files or any(f.format != "parquet" for f in self.files):
+            return None
+        import pyarrow.parquet as pq
+
+        tasks, offset = [], 0
+        for f in self.files:
+            try:
+                md = pq.ParquetFile(str(f.path)).metadata
+                schema = pq.read_schema(str(f.path))
+            except (pa.ArrowInvalid, OSError) as e:
+                raise UimError(f"cannot read parquet {f.path}", got=str(e).splitlines()[0]) from None
+            info = FileInfo(str(f.path), f.name, f.format)
+            self.info.append(info)
+            if md.num_rows == 0:
+                continue
+            roles, meta = self._file_columns(schema, str(f.path), info)
+            groups: list[int] = []
+            held = 0
+            for g in range(md.num_row_groups):
+                groups.append(g)
+                held += md.row_group(g).num_rows
+                if held >= task_rows or g == md.num_row_groups - 1:
+                    if held:
+                        tasks.append(ReadTask(str(f.path), f.name, tuple(groups), offset, roles, meta, self.batch_size))
+                    offset += held
+                    groups, held = [], 0
+            info.rows = md.num_rows
+        self.check_names()
+        return tasks
+
+
+@dataclass(frozen=True)
+class ReadTask:
+    """Row groups ``groups`` of one parquet file, whose first row is corpus row ``offset``: what a worker
+    reads itself (:func:`read_task`), with the columns :class:`CorpusReader` resolved for the file."""
+
+    path: str
+    name: str
+    groups: tuple[int, ...]
+    offset: int
+    roles: dict[str, str]
+    meta: dict[str, str]
+    batch_size: int
+
+
+def read_task(task: ReadTask) -> Iterator[pa.Table]:
+    """The rows of ``task`` as :meth:`CorpusReader.batches` gives them (same columns, row numbers and
+    ``source_file``), at most ``task.batch_size`` rows at a time."""
+    from uimdata.readers import parquet_file
+
+    pf = parquet_file(task.path)
+    columns = list(dict.fromkeys([*task.roles.values(), *task.meta]))
+    offset = task.offset
+    for b in pf.iter_batches(batch_size=task.batch_size, row_groups=list(task.groups), columns=columns):
+        if b.num_rows:
+            yield assemble(pa.Table.from_batches([b]), task.roles, task.meta, offset, task.name)
+            offset += b.num_rows
+
+
+def assemble(b: pa.Table, roles: dict[str, str], meta: dict[str, str], offset: int, name: str) -> pa.Table:
+    """A batch of one file in the ingest stage's input form: the role columns under their internal names,
+    the corpus row numbers from ``offset``, the file's ``name``, then the metadata columns under their
+    samples names (categoricals as their values: files may differ)."""
+    out = {internal: b.column(col) for internal, col in roles.items()}
+    out[ROW_COL] = pa.array(range(offset, offset + b.num_rows), pa.int64())
+    out[_FILE] = pa.array([name] * b.num_rows, pa.string())
+    for m, samples_name in meta.items():
+        col = b.column(m)
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        out[samples_name] = col
+    return pa.table(out)
 
 
 def combine(parts: list[pa.Table], source: str) -> pa.Table:
