@@ -156,8 +156,10 @@ class EmbeddingShards:
             raise UimError("--embedding-dtype", expected="float32 or float16", got=repr(dtype))
         self.run, self.dtype = run, dtype
         self.rows, self.dim = 0, None
+        #: the shards written so far, in row order (the last one still open while ``_writer`` is)
         self.shards: list = []
         self._writer = None
+        self._tmp = None
         self._held = 0
 
     def add(self, ids: pa.Array, emb: np.ndarray, normalize: bool = True) -> None:
