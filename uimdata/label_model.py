@@ -253,9 +253,8 @@ def sparse_softmax_fit_predict(x_train, y_train: np.ndarray, x_test, n_classes: 
 def _sparse_product():  # -> a torch.autograd.Function
     """``a @ w`` for a sparse ``a`` whose gradient ``a.T @ grad`` uses ``a.T`` built once: torch's own backward
     transposes the sparse ``a`` on every step (0.65 s against 0.13 s for the product, 80,000 texts x 50,000
-    features). One class for the process: a class made per fit sits in a reference cycle, which kept each
-    fold's training matrix and optimiser history alive until a garbage collection (+130 MB a fold at
-    400,000 rows)."""
+    features). One class for the process, the matrices passed in: a class is itself a reference cycle, and
+    one made per fit held the fold's matrices through its methods' closures until a garbage collection."""
     import torch
 
     class Product(torch.autograd.Function):

@@ -172,13 +172,18 @@ class CorpusFile:
         except (pa.ArrowInvalid, OSError):
             return None
 
+    def parquet(self) -> pq.ParquetFile:
+        """This parquet file opened for streamed batches (:func:`parquet_file`); a one-line error when its
+        footer cannot be read."""
+        try:
+            return parquet_file(self.path)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise UimError(f"cannot read parquet {self.path}", got=str(e).splitlines()[0]) from None
+
     def read(self, batch_size: int = 65536, encoding_errors: str = "strict") -> tuple[pa.Schema, Iterator[pa.Table]]:
         """This file's schema and its rows as tables of at most ``batch_size`` rows (no row numbers)."""
         if self.format == "parquet":
-            try:
-                pf = parquet_file(self.path)
-            except (pa.ArrowInvalid, OSError) as e:
-                raise UimError(f"cannot read parquet {self.path}", got=str(e).splitlines()[0]) from None
+            pf = self.parquet()
             schema = pf.schema_arrow
 
             def gen() -> Iterator[pa.Table]:

@@ -30,7 +30,15 @@ from uimdata.rundir import RunDir, StagingRun, atomic_write_parquet, check_outpu
 from uimdata.stages.base import check_pipeline
 from uimdata.stages.embed import DEFAULT_MODEL, EmbedStage, embed_texts, normalize_rows
 from uimdata.stages.index import KnnIndex
-from uimdata.stages.ingest import Columns, CorpusReader, IngestStage, combine, dedupe_ids, fixed_list
+from uimdata.stages.ingest import (
+    Columns,
+    CorpusReader,
+    IngestStage,
+    combine,
+    dedupe_ids,
+    dimension_changed,
+    fixed_list,
+)
 from uimdata.store import publish
 
 #: the built-in detectors ``uim scan`` runs, in registry order (``inherited_label_bias`` is ``uim link``'s)
@@ -127,14 +135,12 @@ def _ingest(cfg: ScanConfig, ex: Executor, stage: IngestStage, sink: EmbeddingSh
     if not parts or sum(p.num_rows for p in parts) == 0 or reader.columns is None:
         raise UimError(f"{source} has no rows", expected="at least one row", got="0 rows")
     cols = reader.columns
-    if cols.embedding is not None and sink is None:
+    if cols.embedding is not None and sink is None:  # (the sink checks each batch as it takes it)
         dims = {p.schema.field("embedding").type.list_size for p in parts}
         if len(dims) > 1:
-            bad = next(p for p in parts if p.schema.field("embedding").type.list_size != parts[0].schema.field(
-                "embedding").type.list_size)
-            raise UimError(f"{source}: embedding dimension changes at row {bad.column('row')[0].as_py()}",
-                           expected=f"{sorted(dims)[0]} everywhere", got=f"dimensions {sorted(dims)}",
-                           hint="all embeddings must come from one model")
+            first = parts[0].schema.field("embedding").type.list_size
+            bad = next(p for p in parts if p.schema.field("embedding").type.list_size != first)
+            raise dimension_changed(source, bad.column("row")[0].as_py(), min(dims), dims)
     table = combine(parts, source)
     deduped = dedupe_ids(table, source, derived=cols.id is None)
     if sink is not None:
@@ -192,9 +198,7 @@ class EmbeddingShards:
         if self.dim is None:
             self.dim = dim
         elif dim != self.dim:
-            raise UimError(f"{source}: embedding dimension changes at row {part.column('row')[0].as_py()}",
-                           expected=f"{self.dim} everywhere", got=f"dimensions {sorted({self.dim, dim})}",
-                           hint="all embeddings must come from one model")
+            raise dimension_changed(source, part.column("row")[0].as_py(), self.dim, {self.dim, dim})
         ids = part.column("id").combine_chunks()
         at = 0
         for chunk in col.chunks:

@@ -202,7 +202,7 @@ def genre_z(texts: list[str], seed_score: np.ndarray, frac: float = GENRE_SEED_F
             first = model
     # the other rows by the first fold model, so that their logits spread as the out-of-fold ones; a few
     # chunks at a time (their word counts are never all held at once)
-    step = chunk * max(1, os.cpu_count() or 1)
+    step = chunk * (os.cpu_count() or 1)
     for s in range(0, len(rest), step):
         part = rest[s:s + step]
         logit[part] = first.decision_function(tfidf.transform(counts_of(part)))

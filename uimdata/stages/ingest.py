@@ -121,6 +121,12 @@ def embedding_matrix(col: pa.ChunkedArray | pa.Array, source: str, offset: int =
     return mat
 
 
+def dimension_changed(source: str, row: int, expected: int, dims: set[int]) -> UimError:
+    """The error for a given embedding column whose dimension changes (between files) at ``row``."""
+    return UimError(f"{source}: embedding dimension changes at row {row}", expected=f"{expected} everywhere",
+                    got=f"dimensions {sorted(dims)}", hint="all embeddings must come from one model")
+
+
 def fixed_list(mat: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), mat.shape[1])
 
@@ -314,15 +320,10 @@ class CorpusReader:
         :meth:`batches`). Columns are resolved and checked here, file by file, as :meth:`batches` does."""
         if not self.files or any(f.format != "parquet" for f in self.files):
             return None
-        import pyarrow.parquet as pq
-
         tasks, offset = [], 0
         for f in self.files:
-            try:
-                md = pq.ParquetFile(str(f.path)).metadata
-                schema = pq.read_schema(str(f.path))
-            except (pa.ArrowInvalid, OSError) as e:
-                raise UimError(f"cannot read parquet {f.path}", got=str(e).splitlines()[0]) from None
+            pf = f.parquet()  # the footer only
+            md, schema = pf.metadata, pf.schema_arrow
             info = FileInfo(str(f.path), f.name, f.format)
             self.info.append(info)
             if md.num_rows == 0:
