@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from uimdata import __version__, detectors, groups
 from uimdata.context import ScanContext
-from uimdata.detectors.base import BatchDetector, Detector, DetectorResult, deferring_last, is_col
+from uimdata.detectors.base import BatchDetector, Detector, DetectorResult, SharedPass, deferring_last, is_col
 from uimdata.device import check_device
 from uimdata.errors import UimError
 from uimdata.executors.base import Executor
@@ -264,16 +264,21 @@ def _detect(dets: list[Detector], ctx: ScanContext, ex: Executor, run: RunDir,
     """Run the detectors (one that defers to others after them: ``Detector.defer_to``), each seeing the
     flags of those before it (``ctx.flagged``); the results in the order of ``dets``."""
     results = []
-    for det in deferring_last(dets):
+    ordered = deferring_last(dets)
+    batch_skip = {det.issue: det.skip_reason(ctx) for det in ordered if isinstance(det, BatchDetector)}
+    batch_tables = _shared_pass([det for det in ordered if isinstance(det, BatchDetector)  # type: ignore[misc]
+                                 and not batch_skip[det.issue]], ctx, ex)
+    for det in ordered:
         name = det.issue
-        reason = det.skip_reason(ctx)
+        reason = batch_skip[name] if name in batch_skip else det.skip_reason(ctx)
         if reason:
             skipped[name] = reason
             continue
         if isinstance(det, BatchDetector):
-            parts = ex.map(det, [ctx.samples.select(["id", "text"])], total=ctx.n, desc=name)
-            table = det.finish(pa.concat_tables(parts), ctx.samples.column("text").to_pylist())
+            start = time.perf_counter()
+            table = det.finish(batch_tables.pop(name), ctx.samples.column("text").to_pylist())
             res = DetectorResult(name, table, det.summarize(table))
+            ex.record(name, time.perf_counter() - start, 0)
         else:
             res = ex.run_global(name, lambda d=det: d.detect(ctx), ctx.n)
         det.check_result(res.table)
@@ -282,6 +287,19 @@ def _detect(dets: list[Detector], ctx: ScanContext, ex: Executor, run: RunDir,
         results.append(res)
     order = {det.issue: i for i, det in enumerate(dets)}
     return sorted(results, key=lambda r: order[r.issue])
+
+
+def _shared_pass(dets: list[BatchDetector], ctx: ScanContext, ex: Executor) -> dict[str, pa.Table]:
+    """The batch detectors' per-batch results (before ``finish``), from one pass over the corpus that
+    analyses each text once for all of them (:class:`~uimdata.detectors.base.SharedPass`); each gets its
+    share of the pass's seconds in ``timings``, by the time it spent in it."""
+    if not dets:
+        return {}
+    stage = SharedPass(dets)
+    parts = ex.map(stage, [ctx.samples.select(list(stage.needs))], total=ctx.n, desc=stage.name)
+    split = stage.split(pa.concat_tables(parts))
+    ex.share_step(stage.name, {det.issue: seconds for det, (_, seconds) in zip(dets, split)})
+    return {det.issue: table for det, (table, _) in zip(dets, split)}
 
 
 def _flags(ids: pa.Array, results: list[DetectorResult]) -> pa.Table:

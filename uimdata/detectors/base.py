@@ -22,15 +22,18 @@ its line in ``uim summary`` (:meth:`Detector.summary_line`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from uimdata.detectors.text_stats import batch_slices
 from uimdata.errors import UimError
-from uimdata.stages.base import Stage
+from uimdata.stages.base import Resources, Stage
 
 if TYPE_CHECKING:
     import polars as pl
@@ -209,9 +212,21 @@ class Detector:
 
 
 class BatchDetector(Detector, Stage):
-    """A detector that scores each row on its own; ``process`` returns the result columns."""
+    """A detector that scores each row on its own; ``process`` returns the result columns.
+
+    The scan runs its batch detectors in one pass (:class:`SharedPass`): ``process(batch, shared)``
+    gets a dict that lives for one part of a batch and is the same for every detector of the pass,
+    through which they share what they compute about the same texts (``corrupted`` and
+    ``low_quality`` share each text's statistics: ``text_stats.stats_of``). ``process`` must give
+    the same result with or without it."""
 
     needs: ClassVar[tuple[str, ...]] = ("id", "text")
+    #: the order within a shared pass (lower first): a detector whose per-text statistics answer
+    #: another's requests goes first (``low_quality``'s repetition statistics hold ``corrupted``'s)
+    pass_order: ClassVar[int] = 0
+
+    def process(self, batch: pa.Table, shared: dict | None = None) -> pa.Table:
+        raise NotImplementedError
 
     def finish(self, table: pa.Table, texts: list[str | None]) -> pa.Table:  # noqa: ARG002
         """A corpus-level pass over the concatenated per-batch results (aligned with ``texts``, the
@@ -221,6 +236,65 @@ class BatchDetector(Detector, Stage):
 
     def summarize(self, table: pa.Table) -> dict[str, Any]:  # noqa: ARG002
         return {}
+
+
+#: the column of a :class:`SharedPass` result that holds a detector's seconds (spread over its rows)
+SECONDS_COL = "seconds"
+
+
+class SharedPass(Stage):
+    """Several batch detectors as one stage: each batch is cut into parts of bounded text
+    (``text_stats.batch_slices``), and every detector processes a part in turn with one ``shared`` dict,
+    so that what the first computes about a text the next reads. Its result holds each detector's
+    columns as ``<i>:<column>`` (``i`` its place in ``dets``) and the seconds it spent on the batch
+    (``<i>:seconds``, spread evenly over the rows); :meth:`split` takes them apart."""
+
+    def __init__(self, dets: Sequence[BatchDetector]) -> None:
+        if not dets:
+            raise ValueError("SharedPass needs at least one batch detector")
+        self.dets = list(dets)
+        self.run_order = sorted(range(len(self.dets)), key=lambda i: self.dets[i].pass_order)
+        self.name = "+".join(self.dets[i].issue for i in self.run_order)  # type: ignore[misc]
+        self.needs = tuple(dict.fromkeys(c for d in self.dets for c in d.needs))  # type: ignore[misc]
+        self.adds = tuple(f"{i}:{c}" for i, d in enumerate(self.dets) for c in d.adds)  # type: ignore[misc]
+        self.batch_size = min(d.batch_size for d in self.dets)  # type: ignore[misc]
+        self.parallel = all(d.parallel for d in self.dets)  # type: ignore[misc]
+        self.resources = Resources(  # type: ignore[misc]
+            cpus=max(d.resources.cpus for d in self.dets), gpus=max(d.resources.gpus for d in self.dets))
+
+    def setup(self) -> None:
+        for det in self.dets:
+            det.setup()
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        texts = batch.column("text").to_pylist() if "text" in batch.column_names else [None] * batch.num_rows
+        parts: list[list[pa.Table]] = [[] for _ in self.dets]
+        seconds = [0.0] * len(self.dets)
+        for part in batch_slices(texts, max_chars=1 << 62) if batch.num_rows else [slice(0, 0)]:
+            sub = batch.slice(part.start, part.stop - part.start)
+            shared: dict = {}
+            for i in self.run_order:
+                start = time.perf_counter()
+                parts[i].append(self.dets[i].process(sub, shared))
+                seconds[i] += time.perf_counter() - start
+        cols: dict[str, Any] = {"id": batch.column("id")}
+        n = max(batch.num_rows, 1)
+        for i, tables in enumerate(parts):
+            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+            cols.update({f"{i}:{c}": table.column(c) for c in table.column_names if c != "id"})
+            cols[f"{i}:{SECONDS_COL}"] = pa.array(np.full(batch.num_rows, seconds[i] / n), pa.float64())
+        return pa.table(cols)
+
+    def split(self, table: pa.Table) -> list[tuple[pa.Table, float]]:
+        """Each detector's result table (``id`` and its columns, as its ``process`` returned them) and
+        the seconds it spent, in the order of ``dets``."""
+        out = []
+        for i in range(len(self.dets)):
+            prefix = f"{i}:"
+            names = [c for c in table.column_names if c.startswith(prefix) and c != f"{i}:{SECONDS_COL}"]
+            own = pa.table({"id": table.column("id"), **{c[len(prefix):]: table.column(c) for c in names}})
+            out.append((own, float(pc.sum(table.column(f"{i}:{SECONDS_COL}")).as_py() or 0.0)))
+        return out
 
 
 def deferring_last(dets: list[Detector]) -> list[Detector]:

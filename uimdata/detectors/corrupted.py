@@ -63,6 +63,7 @@ import pyarrow as pa
 from uimdata.detectors import register
 from uimdata.detectors.base import BatchDetector, is_col, reason_col, result_table, score_col, thresholds_with
 from uimdata.detectors.corrupted_rules import PATTERN_SCORE, CorruptedThresholds, check_text, check_texts
+from uimdata.detectors.text_stats import stats_cache
 from uimdata.detectors.truncation import truncated_rows
 from uimdata.errors import UimError
 
@@ -113,7 +114,7 @@ class CorruptedDetector(BatchDetector):
 
     # -- the stage -------------------------------------------------------------------------------
 
-    def process(self, batch: pa.Table) -> pa.Table:
+    def process(self, batch: pa.Table, shared: dict | None = None) -> pa.Table:
         ids = batch.column("id")
         if isinstance(ids, pa.ChunkedArray):
             ids = ids.combine_chunks()
@@ -123,7 +124,7 @@ class CorruptedDetector(BatchDetector):
         reasons: list[str | None] = [None] * n
         rules: list[str | None] = [None] * n
         t = self.t
-        for i, (rule, score, reason) in enumerate(check_texts(texts, t)):
+        for i, (rule, score, reason) in enumerate(check_texts(texts, t, stats_cache(shared))):
             scores[i] = score
             if rule is not None:
                 rules[i] = rule

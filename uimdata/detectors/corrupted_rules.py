@@ -41,7 +41,14 @@ from uimdata.detectors.lexicon import (
     markup_matches,
 )
 from uimdata.detectors.scoring import above, below, per_100_words, snip
-from uimdata.detectors.text_stats import TextStats, batch_slices, codepoints_for_all, repetition_for_all
+from uimdata.detectors.text_stats import (
+    TextStats,
+    batch_slices,
+    boilerplate_for_all,
+    codepoints_for_all,
+    repetition_for_all,
+    stats_of,
+)
 
 #: a rule's sub-score and, when it is below 0.5, the reason
 RuleResult = tuple[float, str | None]
@@ -173,21 +180,25 @@ def check_text(text: str | None, t: CorruptedThresholds) -> tuple[str | None, fl
     return _check(text, _stats(text, t), t)
 
 
-def check_texts(texts: list[str | None], t: CorruptedThresholds) -> list[tuple[str | None, float, str | None]]:
-    """:func:`check_text` of each text; the long texts' code points and token-spam statistics are
-    computed for many texts at once."""
+def check_texts(texts: list[str | None], t: CorruptedThresholds,
+                cache: dict | None = None) -> list[tuple[str | None, float, str | None]]:
+    """:func:`check_text` of each text; the long texts' code points, token-spam statistics and
+    boilerplate candidates are computed for many texts at once. ``cache``: the texts' statistics
+    shared with the other detectors of a pass (:func:`~uimdata.detectors.text_stats.stats_of`)."""
     out: list[tuple[str | None, float, str | None]] = []
     spam = max(t.long_min_words, t.unique_min_words)  # token_spam's texts
     for part in batch_slices(texts, t.max_chars):
-        stats = [_stats(text, t) for text in texts[part]]
-        codepoints_for_all([st for st in stats if st is not None])
-        repetition_for_all([st for st in stats if st and st.n_tokens >= spam], top=False, max_n=SPAM_NGRAM)
+        stats = [stats_of(text, t.max_chars, cache) for text in texts[part]]
+        present = [st for st in stats if st is not None]
+        codepoints_for_all(present)
+        boilerplate_for_all(present)
+        repetition_for_all([st for st in present if st.n_tokens >= spam], top=False, max_n=SPAM_NGRAM)
         out.extend(_check(text, st, t) for text, st in zip(texts[part], stats))
     return out
 
 
 def _stats(text: str | None, t: CorruptedThresholds) -> TextStats | None:
-    return None if not text or text.isspace() else TextStats.of(text, t.max_chars)
+    return stats_of(text, t.max_chars)
 
 
 def _check(text: str | None, st: TextStats | None, t: CorruptedThresholds) -> tuple[str | None, float, str | None]:
@@ -266,7 +277,7 @@ def boilerplate(st: TextStats, t: CorruptedThresholds) -> RuleResult:
     """Page chrome: navigation / cookie / share / copyright lines that make up much of the text
     (a page's frame around a fragment of content). The density is per actual word, so one
     copyright line in a long document is not chrome (``low_quality`` judges lighter doses)."""
-    weight, strong, phrases = boilerplate_phrases(st.low)
+    weight, strong, phrases = boilerplate_phrases(st.low, matches=st.boilerplate_matches())
     if not weight:
         return 1.0, None
     density = weight * 100.0 / max(1, st.n_tokens)

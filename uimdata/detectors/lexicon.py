@@ -246,6 +246,15 @@ _BOILERPLATE_STRONG_RE = re.compile("|".join(_BOILERPLATE_STRONG))
 _BOILERPLATE_SYMBOL_RE = re.compile("|".join(rf"{a}(?<=\w{a}){b}(?!\w)" for a, b in _BOILERPLATE_STRONG_SYMBOL))
 
 
+# any phrase, with the conditions around it left out (word boundaries, the character before a
+# symbol) and ``\d`` widened to any character but a newline: it matches wherever BOILERPLATE_RE does
+# (and more), so a text it does not match has no boilerplate phrase. A Rust regex (polars), searched
+# over many texts at once (text_stats.boilerplate_for_all).
+BOILERPLATE_ANY = "|".join(
+    p.replace(r"\d", ".").replace(r"\u00a9", "\u00a9")
+    for p in (*_BOILERPLATE_STRONG, *_BOILERPLATE_WEAK, *(a + b for a, b in _BOILERPLATE_STRONG_SYMBOL)))
+
+
 def boilerplate_matches(low: str) -> list[tuple[str, bool]]:
     """``(phrase, strong)`` of each match of :data:`BOILERPLATE_RE` in a lowercased text, in order.
     Searches the phrases that start with a word character after a non-word one and the two that
@@ -274,14 +283,16 @@ def boilerplate_matches(low: str) -> list[tuple[str, bool]]:
     return out
 
 
-def boilerplate_phrases(low: str, exclude: re.Pattern[str] | None = None) -> tuple[float, bool, list[str]]:
+def boilerplate_phrases(low: str, exclude: re.Pattern[str] | None = None,
+                        matches: list[tuple[str, bool]] | None = None) -> tuple[float, bool, list[str]]:
     """``(weight, any_strong, distinct phrases)`` of the boilerplate phrases in a lowercased text; each
     distinct phrase counts once (a strong phrase weighs 1, a weak one 0.5). Phrases that ``exclude``
-    matches (e.g. :data:`COPYRIGHT_RE`) are not counted."""
+    matches (e.g. :data:`COPYRIGHT_RE`) are not counted. ``matches``: the text's
+    :func:`boilerplate_matches` when they are known already."""
     weight = 0.0
     strong = False
     phrases: list[str] = []
-    for match, is_strong in boilerplate_matches(low):
+    for match, is_strong in boilerplate_matches(low) if matches is None else matches:
         phrase = " ".join(match.split())
         if phrase not in phrases and (exclude is None or exclude.search(phrase) is None):
             phrases.append(phrase)

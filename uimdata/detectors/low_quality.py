@@ -72,6 +72,7 @@ from uimdata.detectors.low_quality_rules import (
     ratios_many,
 )
 from uimdata.detectors.scoring import above, above_many
+from uimdata.detectors.text_stats import stats_cache
 from uimdata.errors import UimError
 
 ISSUE = "low_quality"
@@ -103,6 +104,8 @@ class LowQualityDetector(BatchDetector):
 
     issue: ClassVar[str] = ISSUE
     parallel: ClassVar[bool] = True  # rule checks in Python, row by row
+    #: first in a shared pass: its repetition statistics (top n-grams, 5..10-grams) hold corrupted's
+    pass_order: ClassVar[int] = -1
     name: ClassVar[str] = ISSUE
     description: ClassVar[str] = (
         "Documents that web-scale quality filters (Gopher, C4) would drop - heavy repetition, odd word "
@@ -147,7 +150,7 @@ class LowQualityDetector(BatchDetector):
 
     # -- the stage -------------------------------------------------------------------------------
 
-    def process(self, batch: pa.Table) -> pa.Table:
+    def process(self, batch: pa.Table, shared: dict | None = None) -> pa.Table:
         ids = batch.column("id")
         if isinstance(ids, pa.ChunkedArray):
             ids = ids.combine_chunks()
@@ -155,7 +158,7 @@ class LowQualityDetector(BatchDetector):
         n = len(texts)
         ratio = np.full((len(RULES), n), np.nan)
         details: list[dict[str, str]] = []
-        for i, r in enumerate(ratios_many(texts, self.t)):
+        for i, r in enumerate(ratios_many(texts, self.t, stats_cache(shared))):
             details.append({k: v[1] for k, v in r.items()})
             for j, rule in enumerate(RULES):
                 if rule in r:

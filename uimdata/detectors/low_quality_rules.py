@@ -25,7 +25,14 @@ from uimdata.detectors.lexicon import (
 )
 from uimdata.detectors.repetition import RepetitionStats
 from uimdata.detectors.scoring import median_spread, per_100_words, snip
-from uimdata.detectors.text_stats import TextStats, batch_slices, codepoints_for_all, repetition_for_all
+from uimdata.detectors.text_stats import (
+    TextStats,
+    batch_slices,
+    boilerplate_for_all,
+    codepoints_for_all,
+    repetition_for_all,
+    stats_of,
+)
 
 #: a rule's ``(statistic / published threshold, detail)``
 Ratio = tuple[float, str]
@@ -66,12 +73,15 @@ def ratios(text: str | None, t: LowQualityThresholds) -> dict[str, Ratio]:
     return _ratios(_stats(text, t), t)
 
 
-def ratios_many(texts: list[str | None], t: LowQualityThresholds) -> list[dict[str, Ratio]]:
+def ratios_many(texts: list[str | None], t: LowQualityThresholds, cache: dict | None = None) -> list[dict[str, Ratio]]:
     """:func:`ratios` of each text; the documents' repetition statistics (and, for non-ASCII ones,
-    code points) are computed for many documents at once."""
+    code points) and the boilerplate candidates are computed for many texts at once. ``cache``: the
+    texts' statistics shared with the other detectors of a pass
+    (:func:`~uimdata.detectors.text_stats.stats_of`)."""
     out: list[dict[str, Ratio]] = []
     for part in batch_slices(texts, t.max_chars):
-        stats = [_stats(text, t) for text in texts[part]]
+        stats = [stats_of(text, t.max_chars, cache) for text in texts[part]]
+        boilerplate_for_all([st for st in stats if st is not None])
         documents = [st for st in stats if st is not None and st.n_tokens >= t.min_words]
         repetition_for_all(documents)
         codepoints_for_all([st for st in documents if not st.is_ascii])  # their words with a letter
@@ -80,7 +90,7 @@ def ratios_many(texts: list[str | None], t: LowQualityThresholds) -> list[dict[s
 
 
 def _stats(text: str | None, t: LowQualityThresholds) -> TextStats | None:
-    return None if not text or text.isspace() else TextStats.of(text, t.max_chars)
+    return stats_of(text, t.max_chars)
 
 
 def _ratios(st: TextStats | None, t: LowQualityThresholds) -> dict[str, Ratio]:
@@ -106,7 +116,7 @@ def _ratios(st: TextStats | None, t: LowQualityThresholds) -> dict[str, Ratio]:
 
 def boilerplate(st: TextStats, t: LowQualityThresholds) -> Ratio | None:
     """C4: web boilerplate phrases (copyright notices excluded) per 100 words; None without any."""
-    weight, _, phrases = boilerplate_phrases(st.low, exclude=COPYRIGHT_RE)
+    weight, _, phrases = boilerplate_phrases(st.low, exclude=COPYRIGHT_RE, matches=st.boilerplate_matches())
     if not weight:
         return None
     density = per_100_words(weight, st.n_tokens)

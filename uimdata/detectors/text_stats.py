@@ -8,6 +8,12 @@ A long text is scanned as code points (:mod:`uimdata.detectors.codepoints`), a s
 lexicon's patterns themselves: the answers are the same. For a batch, :func:`codepoints_for_all`
 and :func:`repetition_for_all` compute the code points and the repetition statistics of many texts
 in one vectorised pass, over parts of bounded size (:func:`batch_slices`).
+
+Detectors that run in one pass over a batch (``detectors.base.SharedPass``) share the statistics of
+each text through a cache (:func:`stats_of`): the text is lowercased, split, scanned as code points,
+searched for boilerplate phrases and its repetition statistics computed once, whichever detector asks
+first. A repetition request is served by statistics computed for a larger one (the top n-grams, more
+n-gram sizes): the fractions they share are the same numbers.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from uimdata.detectors.codepoints import (
 )
 from uimdata.detectors.lexicon import (
     ALPHA_TOKEN_RE,
+    BOILERPLATE_ANY,
     CHAR_RUN_RE,
     CJK_RE,
     DEL_ASCII_LETTERS,
@@ -40,6 +47,7 @@ from uimdata.detectors.lexicon import (
     KEEP_ASCII_LETTERS_AND_SPACES,
     LETTER_RE,
     LONG_TOKEN_RE,
+    boilerplate_matches,
     long_run_re,
 )
 from uimdata.detectors.repetition import RepetitionStats, repetition_stats, repetition_stats_many
@@ -64,6 +72,7 @@ class TextStats:
     _cjk: int = field(default=-1, init=False, repr=False)
     _cp: CodePoints | None = field(default=None, init=False, repr=False)
     _repetition: dict[tuple[bool, int], RepetitionStats] | None = field(default=None, init=False, repr=False)
+    _boilerplate: list[tuple[str, bool]] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def of(cls, text: str, max_chars: int) -> TextStats:
@@ -191,13 +200,31 @@ class TextStats:
 
     def repetition(self, top: bool = True, max_n: int = 10) -> RepetitionStats:
         """Gopher's repetition statistics of the text (:func:`~uimdata.detectors.repetition.repetition_stats`);
-        computed once, or ahead for a batch by :func:`repetition_for_all`."""
-        if self._repetition is None:
-            self._repetition = {}
-        key = (top, max_n)
-        if key not in self._repetition:
-            self._repetition[key] = repetition_stats(self.text, self.tokens, top, max_n)
-        return self._repetition[key]
+        computed once, or ahead for a batch by :func:`repetition_for_all`. Statistics computed for a
+        larger request (``top`` as well, ``max_n`` or more) serve a smaller one: ``dup_ngram_frac`` may
+        then hold more sizes than ``max_n`` asks for, the ones asked for the same."""
+        found = self._covering_repetition(top, max_n)
+        if found is None:
+            found = repetition_stats(self.text, self.tokens, top, max_n)
+            if self._repetition is None:
+                self._repetition = {}
+            self._repetition[(top, max_n)] = found
+        return found
+
+    def _covering_repetition(self, top: bool, max_n: int) -> RepetitionStats | None:
+        """Repetition statistics computed so far that answer ``(top, max_n)``; None without any."""
+        for (has_top, has_n), rs in (self._repetition or {}).items():
+            if (has_top or not top) and has_n >= max_n:
+                return rs
+        return None
+
+    def boilerplate_matches(self) -> list[tuple[str, bool]]:
+        """``(phrase, strong)`` of each boilerplate phrase in the lowercased text
+        (:func:`~uimdata.detectors.lexicon.boilerplate_matches`); computed once, or ruled out ahead
+        for a batch by :func:`boilerplate_for_all`."""
+        if self._boilerplate is None:
+            self._boilerplate = boilerplate_matches(self.low)
+        return self._boilerplate
 
 
 #: a batch's texts are analysed together up to about this many characters (bounds the memory held)
@@ -217,6 +244,45 @@ def batch_slices(texts: list[str | None], max_chars: int) -> Iterator[slice]:
         yield slice(start, len(texts))
 
 
+def stats_of(text: str | None, max_chars: int, cache: dict | None = None) -> TextStats | None:
+    """The statistics of ``text`` (its first ``max_chars`` characters); None for an empty or
+    whitespace-only text. With a ``cache`` (one per batch of a shared pass), detectors that analyse
+    the same text with the same ``max_chars`` get the same :class:`TextStats`, and what one computed
+    the next one reads."""
+    if not text or text.isspace():
+        return None
+    if cache is None:
+        return TextStats.of(text, max_chars)
+    key = (max_chars, text)
+    st = cache.get(key)
+    if st is None:
+        st = cache[key] = TextStats.of(text, max_chars)
+    return st
+
+
+def stats_cache(shared: dict | None) -> dict | None:
+    """The :func:`stats_of` cache a shared pass's ``shared`` dict holds (made on first use); None
+    outside a shared pass."""
+    return None if shared is None else shared.setdefault("text_stats", {})
+
+
+def boilerplate_for_all(stats: list[TextStats]) -> None:
+    """Rule out, for many texts at once, those in which no boilerplate phrase can occur: one
+    vectorised search (polars) for any of the phrases with the conditions around them left out
+    (:data:`~uimdata.detectors.lexicon.BOILERPLATE_ANY`, which matches wherever a phrase does). The
+    texts it finds are searched phrase by phrase when asked (:meth:`TextStats.boilerplate_matches`),
+    the others have none."""
+    todo = [st for st in stats if st._boilerplate is None]
+    if len(todo) < 2:
+        return
+    import polars as pl
+
+    maybe = pl.Series(values=[st.low for st in todo], dtype=pl.String).str.contains(BOILERPLATE_ANY).to_list()
+    for st, hit in zip(todo, maybe):
+        if not hit:
+            st._boilerplate = []
+
+
 def codepoints_for_all(stats: list[TextStats]) -> None:
     """Scan the long texts among ``stats`` as code points together (:meth:`TextStats.codepoints`)."""
     long = [st for st in stats if st._cp is None and len(st.text) >= LONG_TEXT_CHARS]
@@ -225,7 +291,9 @@ def codepoints_for_all(stats: list[TextStats]) -> None:
 
 
 def repetition_for_all(stats: list[TextStats], top: bool = True, max_n: int = 10) -> None:
-    """Compute :meth:`TextStats.repetition` of many texts in one vectorised pass."""
+    """Compute :meth:`TextStats.repetition` of many texts in one vectorised pass (those that have
+    statistics answering the request already are left as they are)."""
+    stats = [st for st in stats if st._covering_repetition(top, max_n) is None]
     for st, rs in zip(stats, repetition_stats_many([(st.text, st.tokens) for st in stats], top, max_n)):
         if st._repetition is None:
             st._repetition = {}

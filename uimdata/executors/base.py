@@ -154,6 +154,21 @@ class TimedExecutor:
         release_memory()
         reset_peak_rss()  # the next step's peak starts from what this process holds now
 
+    def share_step(self, name: str, shares: dict[str, float]) -> None:
+        """Replace the recorded step ``name`` (one pass that did the work of several steps) by the steps
+        of ``shares``, each with the pass's seconds in proportion to its share (e.g. the seconds it
+        spent in the pass), its rows and its peaks."""
+        step = self.timings.pop(name, None)
+        if step is None:
+            return
+        total = sum(shares.values())
+        for part, share in shares.items():
+            t = self.timings.setdefault(part, {"seconds": 0.0, "rows": 0})
+            t["seconds"] += step["seconds"] * (share / total if total > 0 else 1.0 / len(shares))
+            t["rows"] += step["rows"]
+            t["peak_rss_mb"] = step["peak_rss_mb"]
+            t["step_peak_rss_mb"] = max(t.get("step_peak_rss_mb", 0.0), step["step_peak_rss_mb"])
+
     def imap(self, stage: Stage, batches: Iterable[pa.Table], total: int | None = None,
              desc: str | None = None) -> Iterator[pa.Table]:
         raise NotImplementedError
