@@ -194,3 +194,19 @@ def test_lsh_buckets_pair_each_member_with_the_first_members_of_its_bucket():
     assert pairs.dtype == np.int64 and (pairs[:, 0] < pairs[:, 1]).all()
     assert len(pairs) == sum(min(i, 50) for i in range(300))  # every copy with the first 50, nothing else
     assert pairs[:, 1].max() < 300
+
+
+def test_minhash_signatures_are_the_multiply_shift_minima():
+    """The signature computed in a reused buffer, shifted after the minimum, is the textbook one:
+    per permutation, min over the shingles of ((a * h + b) mod 2**64) >> 32."""
+    from uimdata.detectors.minhash import _shingle_hashes, signatures
+
+    texts = ["", "abc", "a near-copy of a sentence", "x" * 5000, "caf\u00e9 na\u00efve " * 30]
+    sig = signatures(texts, np.arange(len(texts)), 16)
+    rng = np.random.default_rng(1)
+    a = [int(v) | 1 for v in rng.integers(0, np.iinfo(np.uint64).max, 16, dtype=np.uint64, endpoint=True)]
+    b = [int(v) for v in rng.integers(0, np.iinfo(np.uint64).max, 16, dtype=np.uint64, endpoint=True)]
+    for row, text in enumerate(texts):
+        hs = [int(h) for h in _shingle_hashes(text[:4000])]
+        want = [min(((ai * h + bi) % 2**64) >> 32 for h in hs) for ai, bi in zip(a, b)]
+        assert sig[row].tolist() == want

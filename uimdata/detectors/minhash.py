@@ -36,14 +36,17 @@ def _shingle_hashes(t: str) -> np.ndarray:
     return h & _MAX_HASH
 
 
-def _signature(t: str, perm_a: np.ndarray, perm_b: np.ndarray) -> np.ndarray:
+def _signature(t: str, perm_a: np.ndarray, perm_b: np.ndarray, buf: np.ndarray | None = None) -> np.ndarray:
     """MinHash signature: per permutation, the minimum over the text's shingle hashes h of the
-    multiply-shift hash ((a * h + b) mod 2**64) >> 32 (a odd; Dietzfelbinger's universal family, three
-    numpy operations per shingle and permutation where a Mersenne-prime modulus costs a division)."""
-    x = perm_a * _shingle_hashes(t)[None, :]
+    multiply-shift hash ((a * h + b) mod 2**64) >> 32 (a odd; Dietzfelbinger's universal family, two
+    numpy operations per shingle and permutation where a Mersenne-prime modulus costs a division; the
+    shift, which keeps the order, is applied to the minimum). ``buf``: a (permutations x at least the
+    shingles) uint64 array to work in, so that a batch of texts reuses one."""
+    h = _shingle_hashes(t)
+    x = np.empty((len(perm_a), len(h)), np.uint64) if buf is None or buf.shape[1] < len(h) else buf[:, :len(h)]
+    np.multiply(perm_a, h[None, :], out=x)
     x += perm_b
-    x >>= np.uint64(32)
-    return x.min(axis=1)
+    return x.min(axis=1) >> np.uint64(32)
 
 
 def signatures(norm: list[str], rows: np.ndarray, num_perm: int) -> np.ndarray:
@@ -57,8 +60,9 @@ def signatures(norm: list[str], rows: np.ndarray, num_perm: int) -> np.ndarray:
               | np.uint64(1))[:, None]
     perm_b = rng.integers(0, np.iinfo(np.uint64).max, num_perm, dtype=np.uint64, endpoint=True)[:, None]
     sig = np.empty((len(rows), num_perm), np.uint32)  # the hashes are 32-bit after the shift
+    buf = np.empty((num_perm, MAX_SHINGLE_CHARS), np.uint64)
     for k, row in enumerate(rows):
-        sig[k] = _signature(norm[row][:MAX_SHINGLE_CHARS], perm_a, perm_b)
+        sig[k] = _signature(norm[row][:MAX_SHINGLE_CHARS], perm_a, perm_b, buf)
     return sig
 
 
