@@ -177,3 +177,23 @@ def test_the_local_executor_runs_large_parallel_stages_in_worker_processes(tmp_p
         return pl.read_parquet(tmp_path / out / "flags.parquet")
 
     assert flags(2, "two").equals(flags(1, "one"))
+
+
+def test_worker_processes_get_and_give_back_only_their_rows(monkeypatch):
+    """A slice of a batch crosses to a worker as its own rows, and what the worker gives back holds only
+    those rows (a pickled table slice carries every buffer it is a view of: the ids handed back with
+    each part kept the whole table's ids alive)."""
+    import pickle
+
+    import uimdata.executors.local as local
+
+    batch = pa.table({"id": [f"r{i:06d}" for i in range(2000)], "text": [f"row {i} " * 50 for i in range(2000)]})
+    whole = batch.get_total_buffer_size()
+    monkeypatch.setattr(local, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(local, "CHUNK_BYTES", local._string_bytes(batch) // 10)
+    sent = list(local._chunks(batch, local.CHUNK_BYTES))
+    assert len(sent) >= 10 and all(len(pickle.dumps(c)) < whole / 5 for c in sent)
+    assert pa.concat_tables(sent).equals(batch)
+    parts = LocalExecutor(progress=False, workers=2).map(_WhichProcess(), [batch])
+    assert all(p.get_total_buffer_size() < whole / 5 for p in parts)
+    assert pa.concat_tables(parts).select(["id", "text"]).equals(batch)

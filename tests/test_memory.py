@@ -54,3 +54,56 @@ def test_each_step_reports_its_own_peak_and_the_executor_the_process_peak():
     t = ex.timings
     assert t["big"]["step_peak_rss_mb"] > t["after"]["step_peak_rss_mb"] + 300
     assert t["after"]["peak_rss_mb"] == ex.peak_rss_mb >= t["big"]["step_peak_rss_mb"]
+
+
+def test_the_label_model_reads_the_matrix_after_the_text_model(monkeypatch):
+    """Given a function for the embedding matrix, the ensemble calls it only once the text model has run
+    (the two are never held together), and gives the same probabilities as with the matrix itself."""
+    import numpy as np
+
+    from uimdata import label_model as lm
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    x = rng.normal(size=(120, 8)).astype(np.float32) + y[:, None]
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    texts = [f"word{c} item{i % 7} thing{c}{i % 3}" for i, c in enumerate(y)]
+    sims = x @ x.T
+    np.fill_diagonal(sims, -2)
+    nb = np.argsort(-sims, axis=1)[:, :5]
+    cos = np.take_along_axis(sims, nb, axis=1).astype(np.float32)
+    calls = []
+    real = lm.text_oof
+    monkeypatch.setattr(lm, "text_oof", lambda *a, **k: (calls.append("text"), real(*a, **k))[1])
+
+    def matrix():
+        calls.append("matrix")
+        return x
+
+    lazy = lm.oof_pred_probs(matrix, y, 3, nb, cos, texts=texts)
+    assert calls == ["text", "matrix"]
+    assert np.array_equal(lazy, lm.oof_pred_probs(x, y, 3, nb, cos, texts=texts))
+
+
+def test_a_scan_context_lets_go_of_the_matrix_and_reads_it_again(tmp_path, clean_df):
+    import numpy as np
+
+    from uimdata.context import ScanContext
+    from uimdata.executors.local import LocalExecutor
+    from uimdata.scan import ScanConfig, scan
+
+    clean_df.write_parquet(tmp_path / "c.parquet")
+    res = scan(ScanConfig(corpus=str(tmp_path / "c.parquet"), out=str(tmp_path / "run"), detectors=("outlier",)),
+               LocalExecutor(progress=False))
+    ctx = ScanContext(res.run)
+    first = ctx.embeddings
+    ctx.drop_embeddings()
+    assert "embeddings" not in ctx.__dict__
+    again = ctx.embeddings
+    assert again is not first and np.array_equal(again, first)
+    assert ctx.graph.rows.shape[0] == len(ctx.texts) == 30
+    ctx.release()
+    assert not {"embeddings", "graph", "texts"} & set(ctx.__dict__)
+    given = ScanContext.from_arrays([f"r{i}" for i in range(30)], [f"t {i}" for i in range(30)], first)
+    given.release()  # nothing to read them again from: kept
+    assert {"embeddings", "graph"} <= set(given.__dict__) and np.allclose(given.embeddings, first)

@@ -130,9 +130,29 @@ class ScanContext:
             from uimdata.label_model import oof_pred_probs
 
             g = self.graph
-            self._pred_probs = oof_pred_probs(self.embeddings, self.label_codes, len(self.classes), g.rows, g.cos,
-                                              method=self.label_model, device=self.device, texts=self.texts)
+            # the matrix read when the embedding models need it, after the text model (which does not)
+            self._pred_probs = oof_pred_probs(lambda: self.embeddings, self.label_codes, len(self.classes),
+                                              g.rows, g.cos, method=self.label_model, device=self.device,
+                                              texts=self.texts)
         return self._pred_probs
+
+    def drop_embeddings(self) -> None:
+        """Let go of the embedding matrix (read again from the run directory when asked for): the scan
+        drops it after each detector, so that a detector that does not need it (the text label model,
+        store) does not run beside it. A context without a run directory keeps it."""
+        if self.run is not None:
+            self.__dict__.pop("embeddings", None)
+
+    def release(self) -> None:
+        """Let go of what the detectors read and computed (the embedding matrix, the kNN graph, the
+        texts, the clusters, the class probabilities, which :meth:`write_pred_probs` must have written
+        already), so that the steps after the detectors (flags, store) do not hold it; each is read
+        again if asked for (a context without a run directory keeps what it was given). ``samples``
+        stays."""
+        self.drop_embeddings()
+        for name in ("graph", "texts", "cluster_ids") if self.run is not None else ("texts",):
+            self.__dict__.pop(name, None)
+        self._pred_probs = None
 
     def write_pred_probs(self) -> bool:
         """Write ``pred_probs.parquet`` (``id``, ``pred_probs``; the class names and the label model in the

@@ -22,6 +22,7 @@ The text model adds 5-7 points of out-of-fold accuracy on the benchmark's labell
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -323,11 +324,14 @@ def text_oof(texts: list[str], y: np.ndarray, n_classes: int, folds: int = 5, se
 KNN_PRIOR_WEIGHT = 0.1
 
 
-def oof_pred_probs(x: np.ndarray, y: np.ndarray, n_classes: int, neighbors: np.ndarray, cos: np.ndarray,
-                   method: str = "ensemble", folds: int = 5, seed: int = 0, device: str = "auto",
+def oof_pred_probs(x: np.ndarray | Callable[[], np.ndarray], y: np.ndarray, n_classes: int, neighbors: np.ndarray,
+                   cos: np.ndarray, method: str = "ensemble", folds: int = 5, seed: int = 0, device: str = "auto",
                    texts: list[str] | None = None) -> np.ndarray:
     """Out-of-fold probabilities for labelled rows (``y >= 0``); rows with ``y < 0`` get the knn vote.
-    ``texts`` (aligned with ``y``) feed the text model: ``ensemble`` without them is ``embedding``."""
+    ``texts`` (aligned with ``y``) feed the text model: ``ensemble`` without them is ``embedding``.
+    ``x``: the embedding matrix, or a function that returns it, called after the text model has run
+    (so that the matrix is not held while the text model learns). Each model's folds and seeds are its
+    own: the order in which they run changes nothing."""
     if method not in METHODS:
         raise ValueError(f"label model must be one of {METHODS}, got {method!r}")
     if method == "text" and texts is None:
@@ -337,13 +341,17 @@ def oof_pred_probs(x: np.ndarray, y: np.ndarray, n_classes: int, neighbors: np.n
         return knn
     lab = np.flatnonzero(y >= 0)
     out = knn.copy()  # unlabelled rows keep the knn vote
+    tx = None
+    if method == "text" or (method == "ensemble" and texts is not None):
+        tx = text_oof([texts[i] for i in lab], y[lab], n_classes, folds=folds, seed=seed, device=device)
+        release_memory()  # the text model's buffers, before the matrix is read
     if method in ("logreg", "embedding", "ensemble"):
+        x = x() if callable(x) else x
         # every row labelled (the usual case): the embedding matrix itself, not a copy of it
         lr = logreg_oof(x if len(lab) == len(y) else x[lab], y[lab], n_classes, folds=folds, seed=seed,
                         device=device)
         out[lab] = lr if method == "logreg" else (lr + knn[lab]) / 2
-    if method == "text" or (method == "ensemble" and texts is not None):
-        tx = text_oof([texts[i] for i in lab], y[lab], n_classes, folds=folds, seed=seed, device=device)
+    if tx is not None:
         out[lab] = tx if method == "text" else blend(out[lab], tx, y[lab])
     return out
 

@@ -280,13 +280,22 @@ def _detect(dets: list[Detector], ctx: ScanContext, ex: Executor, run: RunDir,
             res = DetectorResult(name, table, det.summarize(table))
             ex.record(name, time.perf_counter() - start, 0)
         else:
-            res = ex.run_global(name, lambda d=det: d.detect(ctx), ctx.n)
+            res = ex.run_global(name, lambda d=det: _detect_global(d, ctx), ctx.n)
         det.check_result(res.table)
         ctx.flagged_by[name] = res.table.column(is_col(name)).to_numpy(zero_copy_only=False).astype(bool)
         atomic_write_parquet(res.table, run.detector(name))
         results.append(res)
     order = {det.issue: i for i, det in enumerate(dets)}
     return sorted(results, key=lambda r: order[r.issue])
+
+
+def _detect_global(det: Detector, ctx: ScanContext) -> DetectorResult:
+    """A global detector's result; the embedding matrix is let go of before the step's memory is
+    recorded (the next detector reads it again if it needs it)."""
+    try:
+        return det.detect(ctx)
+    finally:
+        ctx.drop_embeddings()
 
 
 def _shared_pass(dets: list[BatchDetector], ctx: ScanContext, ex: Executor) -> dict[str, pa.Table]:
@@ -353,6 +362,8 @@ def scan(cfg: ScanConfig, executor: Executor | None = None) -> ScanResult:
         skipped: dict[str, str] = {}
         results = _detect(pipe.detectors, ctx, ex, run, skipped)
         ctx.write_pred_probs()  # when the label detector computed them
+        ctx.release()  # the matrix, the graph, the probabilities: not held through flags and store
+        release_memory()
         atomic_write_parquet(_flags(ctx.ids, results), run.flags)
         det_rows = [{"issue": r.issue, "description": detectors.get(r.issue).description,
                      "summary": r.summary} for r in results]

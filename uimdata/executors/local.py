@@ -41,7 +41,15 @@ def _setup_and_process(key: str, stage: Stage, part: pa.Table) -> pa.Table:
         if len(_READY) >= 8:
             _READY.clear()
         ready = _READY[key] = stage
-    return ready.process(part)
+    return compact(ready.process(part))
+
+
+def compact(table: pa.Table) -> pa.Table:
+    """``table`` with each column as one array: what crosses to or from a worker process. Pickling a
+    slice of a table sends every buffer it is a view of (a 4 MiB slice of a 400,000-row table went as
+    48 MB, and the ids a worker handed back with its results kept the whole table's ids alive, 790 MB
+    at 400,000 rows); an array pickles its own rows only. No copy when a column is one chunk already."""
+    return pa.Table.from_arrays([c.combine_chunks() for c in table.columns], schema=table.schema)
 
 
 def _chunks(part: pa.Table, max_bytes: int) -> Iterator[pa.Table]:
@@ -49,7 +57,7 @@ def _chunks(part: pa.Table, max_bytes: int) -> Iterator[pa.Table]:
     n = max(1, min(part.num_rows, -(-_string_bytes(part) // max(max_bytes, 1))))
     bounds = [part.num_rows * i // n for i in range(n + 1)]
     for a, b in zip(bounds[:-1], bounds[1:]):
-        yield part.slice(a, b - a)
+        yield compact(part.slice(a, b - a))
 
 
 class LocalExecutor(TimedExecutor):
