@@ -131,3 +131,40 @@ def test_ray_workers_read_parquet_corpora_themselves(tmp_path, clean_df, ray_exe
     with pytest.raises(UimError, match="id is null at row 25"):
         scan(ScanConfig(corpus=str(tmp_path / "bad.parquet"), out=str(tmp_path / "r"), engine="ray", id_col="id",
                         detectors=("exact_duplicate",)), ray_executor)
+
+
+def test_ray_read_tasks_write_the_embedding_shards_themselves(tmp_path, ray_executor, monkeypatch):
+    """Under Ray a given embedding column is written to RUN/embeddings by the read tasks: no batch the
+    driver takes holds it, and the matrix is the local engine's; a file whose dimension differs is the
+    one-line error naming it."""
+    import numpy as np
+
+    from tests.conftest import random_embeddings
+    from uimdata.errors import UimError
+    from uimdata.shards import EmbeddingShards
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    emb = random_embeddings(90, dim=8, seed=2) * 2.0  # not unit length: normalised where written
+    for k in range(3):
+        pl.DataFrame({"id": [f"r{k}-{i}" for i in range(30)], "text": [f"text {k} {i}" for i in range(30)],
+                      "embedding": pl.Series(emb[30 * k:30 * (k + 1)], dtype=pl.Array(pl.Float32, 8))}
+                     ).write_parquet(folder / f"part-{k}.parquet", row_group_size=10)
+    cfg = {"corpus": str(folder), "detectors": ("exact_duplicate",), "k": 3}
+    local = scan(ScanConfig(out=str(tmp_path / "local"), **cfg), LocalExecutor(progress=False))
+    real_take = EmbeddingShards.take
+
+    def take(self, part, source):
+        assert "embedding" not in part.column_names, "the driver got the embeddings"
+        return real_take(self, part, source)
+
+    monkeypatch.setattr(EmbeddingShards, "take", take)
+    remote = scan(ScanConfig(out=str(tmp_path / "ray"), engine="ray", **cfg), ray_executor)
+    assert np.array_equal(remote.run.read_embeddings(), local.run.read_embeddings())
+    assert remote.run.read_samples().equals(local.run.read_samples())
+    assert len(list(remote.run.embeddings_dir.glob("part-*.parquet"))) == 3
+    pl.DataFrame({"id": ["x"], "text": ["other"], "embedding": pl.Series(random_embeddings(1, dim=6),
+                                                                       dtype=pl.Array(pl.Float32, 6))}
+                 ).write_parquet(folder / "part-3.parquet")
+    with pytest.raises(UimError, match="part-3.parquet.*row 90"):
+        scan(ScanConfig(out=str(tmp_path / "bad"), engine="ray", **cfg), ray_executor)

@@ -56,10 +56,10 @@ def test_index_choice_reaches_the_run(tmp_path, corpus):
 def test_given_embeddings_go_to_shards_as_ingest_reads_them(tmp_path, monkeypatch):
     """A given embedding column is written to RUN/embeddings batch by batch (several shards here), normalised,
     with the ids samples ends with: also when repeated texts' derived ids get ``~2`` suffixes."""
-    import uimdata.scan as scan_mod
+    import uimdata.shards as shards_mod
     from uimdata.stages.ingest import IngestStage
 
-    monkeypatch.setattr(scan_mod, "SHARD_ROWS", 64)
+    monkeypatch.setattr(shards_mod, "SHARD_ROWS", 64)
     monkeypatch.setattr(IngestStage, "batch_size", 50)
     n = 300
     emb = random_embeddings(n, dim=8, seed=5) * 3.0  # not unit length: the scan normalises

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from uimdata.detectors import text_stats
-from uimdata.detectors.base import SharedPass
+from uimdata.detectors.base import BatchDetector, SharedPass, result_table
 from uimdata.detectors.corrupted import CorruptedDetector
 from uimdata.detectors.lexicon import BOILERPLATE_ANY, BOILERPLATE_RE, boilerplate_matches
 from uimdata.detectors.low_quality import LowQualityDetector
@@ -69,6 +70,26 @@ def test_a_shared_pass_gives_each_detector_its_own_result():
     flagged = {r: set(t.filter(t.column(f"is_{d.issue}_issue")).column("id").to_pylist())
                for r, d, t in zip("cl", dets, alone)}
     assert {"r1", "r3"} <= flagged["c"] and "r0" not in flagged["c"] | flagged["l"]
+
+
+class _Shouting(BatchDetector):
+    """A detector written before the shared pass: ``process(batch)`` without ``shared``."""
+
+    issue = "shouting"
+    adds = ("is_shouting_issue", "shouting_score", "shouting_reason")
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        texts = batch.column("text").to_pylist()
+        loud = np.array([bool(t) and t.isupper() for t in texts])
+        return result_table(self.issue, batch.column("id").combine_chunks(), loud, np.where(loud, 0.0, 1.0),
+                            ["all capitals"] * len(texts))
+
+
+def test_a_detector_without_the_shared_argument_runs_in_the_pass():
+    table = _table(["QUIET PLEASE", "a calm sentence", None])
+    stage = SharedPass([CorruptedDetector(), _Shouting()])
+    (_, _), (shouting, _) = stage.split(stage.process(table))
+    assert shouting.column("is_shouting_issue").to_pylist() == [True, False, False]
 
 
 def test_a_shared_pass_analyses_each_text_once(monkeypatch):

@@ -27,6 +27,7 @@ from uimdata.executors.base import Executor
 from uimdata.executors.local import LocalExecutor
 from uimdata.memory import release_memory
 from uimdata.rundir import RunDir, StagingRun, atomic_write_parquet, check_output
+from uimdata.shards import EmbeddingShards
 from uimdata.stages.base import check_pipeline
 from uimdata.stages.embed import DEFAULT_MODEL, EmbedStage, embed_texts, normalize_rows
 from uimdata.stages.index import KnnIndex
@@ -37,13 +38,11 @@ from uimdata.stages.ingest import (
     combine,
     dedupe_ids,
     dimension_changed,
-    fixed_list,
 )
 from uimdata.store import publish
 
 #: the built-in detectors ``uim scan`` runs, in registry order (``inherited_label_bias`` is ``uim link``'s)
 DEFAULT_DETECTORS = detectors.scan_names()
-SHARD_ROWS = 100_000
 
 
 @dataclass
@@ -130,7 +129,7 @@ def _ingest(cfg: ScanConfig, ex: Executor, stage: IngestStage, sink: EmbeddingSh
     # file by file: each file's columns resolved on its own (uimdata/stages/ingest.py)
     reader = CorpusReader(source, cfg.text_col, cfg.id_col, cfg.label_col, cfg.embedding_col,
                           keep_cols=cfg.keep_cols, drop_cols=cfg.drop_cols, encoding_errors=cfg.encoding_errors)
-    batches = ex.ingest(stage, reader, total=reader.row_count(), desc="ingest")
+    batches = ex.ingest(stage, reader, total=reader.row_count(), desc="ingest", sink=sink)
     parts = [sink.take(p, source) for p in batches] if sink is not None else list(batches)
     if not parts or sum(p.num_rows for p in parts) == 0 or reader.columns is None:
         raise UimError(f"{source} has no rows", expected="at least one row", got="0 rows")
@@ -148,86 +147,6 @@ def _ingest(cfg: ScanConfig, ex: Executor, stage: IngestStage, sink: EmbeddingSh
         if deduped is not table:  # repeated derived ids got suffixes: the shards take the new ids
             sink.set_ids(deduped.column("id"))
     return deduped, cols, reader
-
-
-class EmbeddingShards:
-    """Writes ``RUN/embeddings/part-NNNNN.parquet`` (``id``, ``embedding``: L2-normalised, stored as ``dtype``)
-    from blocks of rows as they come, each block a row group of the open shard, :data:`SHARD_ROWS` rows or
-    a little more a shard: a given embedding column goes from ingest's batches straight to disk, and the
-    scan holds one block at a time instead of the column and then the matrix. A shard is written under a
-    temporary name and renamed into place when it is complete."""
-
-    def __init__(self, run: RunDir, dtype: str = "float32") -> None:
-        if dtype not in ("float32", "float16"):
-            raise UimError("--embedding-dtype", expected="float32 or float16", got=repr(dtype))
-        self.run, self.dtype = run, dtype
-        self.rows, self.dim = 0, None
-        #: the shards written so far, in row order (the last one still open while ``_writer`` is)
-        self.shards: list = []
-        self._writer = None
-        self._tmp = None
-        self._held = 0
-
-    def add(self, ids: pa.Array, emb: np.ndarray, normalize: bool = True) -> None:
-        """Rows ``emb`` with their ``ids`` (``normalize``: L2-normalised here; the embed stage's come
-        normalised), at most SHARD_ROWS rows a row group."""
-        import pyarrow.parquet as pq
-
-        for s in range(0, len(emb), SHARD_ROWS):
-            block = normalize_rows(emb[s:s + SHARD_ROWS]) if normalize else np.asarray(emb[s:s + SHARD_ROWS], np.float32)
-            part = pa.table({"id": ids.slice(s, len(block)), "embedding": fixed_list(block.astype(self.dtype, copy=False))})
-            if self._writer is None:
-                path = self.run.embeddings_dir / f"part-{len(self.shards):05d}.parquet"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._tmp = path.with_name(f".{path.name}.tmp")
-                self._writer = pq.ParquetWriter(self._tmp, part.schema, compression="zstd")
-                self.shards.append(path)
-            self._writer.write_table(part)
-            self._held += len(block)
-            self.rows += len(block)
-            if self._held >= SHARD_ROWS:
-                self.flush()
-
-    def take(self, part: pa.Table, source: str) -> pa.Table:
-        """An ingest batch without its ``embedding`` column, which goes to the shards (the dimension checked
-        against the first batch's)."""
-        if "embedding" not in part.column_names or part.num_rows == 0:
-            return part
-        col = part.column("embedding")
-        dim = col.type.list_size
-        if self.dim is None:
-            self.dim = dim
-        elif dim != self.dim:
-            raise dimension_changed(source, part.column("row")[0].as_py(), self.dim, {self.dim, dim})
-        ids = part.column("id").combine_chunks()
-        at = 0
-        for chunk in col.chunks:
-            self.add(ids.slice(at, len(chunk)),
-                     chunk.flatten().to_numpy(zero_copy_only=False).reshape(len(chunk), dim))
-            at += len(chunk)
-        return part.drop_columns(["embedding"])
-
-    def flush(self) -> None:
-        """Close the open shard and rename it into place."""
-        import os
-
-        if self._writer is None:
-            return
-        self._writer.close()
-        os.replace(self._tmp, self.shards[-1])
-        self._writer, self._held = None, 0
-        release_memory()  # the shard's buffers, before the next batches arrive
-
-    def set_ids(self, ids: pa.ChunkedArray) -> None:
-        """Replace the shards' ids, in row order (after :func:`dedupe_ids` renamed repeats)."""
-        import pyarrow.parquet as pq
-
-        at = 0
-        for path in self.shards:
-            part = pq.read_table(path)
-            part = part.set_column(0, "id", ids.slice(at, part.num_rows).combine_chunks())
-            atomic_write_parquet(part, path)
-            at += part.num_rows
 
 
 def _normalized(samples: pa.Table) -> np.ndarray:

@@ -22,6 +22,7 @@ its line in ``uim summary`` (:meth:`Detector.summary_line`).
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -261,6 +262,8 @@ class SharedPass(Stage):
         self.parallel = all(d.parallel for d in self.dets)  # type: ignore[misc]
         self.resources = Resources(  # type: ignore[misc]
             cpus=max(d.resources.cpus for d in self.dets), gpus=max(d.resources.gpus for d in self.dets))
+        # a detector written as ``process(self, batch)`` (no ``shared``) is called as such
+        self.takes_shared = ["shared" in inspect.signature(d.process).parameters for d in self.dets]
 
     def setup(self) -> None:
         for det in self.dets:
@@ -275,7 +278,8 @@ class SharedPass(Stage):
             shared: dict = {}
             for i in self.run_order:
                 start = time.perf_counter()
-                parts[i].append(self.dets[i].process(sub, shared))
+                det = self.dets[i]
+                parts[i].append(det.process(sub, shared) if self.takes_shared[i] else det.process(sub))
                 seconds[i] += time.perf_counter() - start
         cols: dict[str, Any] = {"id": batch.column("id")}
         n = max(batch.num_rows, 1)

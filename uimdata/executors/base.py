@@ -58,9 +58,11 @@ class Executor(Protocol):
         ...
 
     def ingest(self, stage: Stage, reader: CorpusReader, total: int | None = None,
-               desc: str | None = None) -> Iterator[pa.Table]:
+               desc: str | None = None, sink: Any = None) -> Iterator[pa.Table]:
         """The ingest ``stage`` over the corpus ``reader`` reads, results in corpus order: as ``imap`` over
-        ``reader.batches()``, or with the files read where the stage runs (``reader.read_tasks()``)."""
+        ``reader.batches()``, or with the files read where the stage runs (``reader.read_tasks()``).
+        ``sink`` (``shards.EmbeddingShards``): where an engine whose workers read the files may have them
+        write a given embedding column themselves; a batch that still has the column goes to the caller."""
         ...
 
     def run_global(self, name: str, fn: Callable[[], T], rows: int) -> T:
@@ -179,8 +181,9 @@ class TimedExecutor:
         return list(self.imap(stage, batches, total, desc))
 
     def ingest(self, stage: Stage, reader: CorpusReader, total: int | None = None,
-               desc: str | None = None) -> Iterator[pa.Table]:
-        """The ingest stage over the batches this process reads (an engine with workers may read there)."""
+               desc: str | None = None, sink: Any = None) -> Iterator[pa.Table]:  # noqa: ARG002
+        """The ingest stage over the batches this process reads (an engine with workers may read there, and
+        have them write the embeddings to ``sink``); the batches keep their embedding column."""
         return self.imap(stage, reader.batches(), total, desc)
 
     def run_global(self, name: str, fn: Callable[[], T], rows: int) -> T:

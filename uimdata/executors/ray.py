@@ -36,11 +36,14 @@ def _call_shared(fn: Callable[..., T], item: Any, shared: dict[str, Any]) -> T:
     return fn(item, **shared)
 
 
-def _read_and_process(stage: Stage, task: Any) -> tuple[pa.Table, pa.Table | None]:
-    """One read task on a worker: its rows read there (``stages.ingest.read_task``), through the stage;
-    returned as two objects, the rows without their ``embedding`` column and that column (or None), so
-    that the driver can let go of the embeddings once it has written them: a table taken zero-copy from
-    Ray's object store keeps the whole object it came in alive."""
+def _read_and_process(stage: Stage, task: Any, shard: str | None = None,
+                      dtype: str = "float32") -> tuple[pa.Table, Any]:
+    """One read task on a worker: its rows read there (``stages.ingest.read_task``), through the stage.
+    With a ``shard`` path, a given embedding column is written there (``shards.write_shard``: normalised,
+    stored as ``dtype``) and the task returns its rows and ``(rows, dimension)``: the embeddings never
+    reach the driver. Without one, the rows and the embedding column come back as two objects, so that the
+    driver can let go of the embeddings once it has written them (a table taken zero-copy from Ray's object
+    store keeps the whole object it came in alive)."""
     from uimdata.stages.ingest import read_task
 
     stage.setup()
@@ -48,6 +51,10 @@ def _read_and_process(stage: Stage, task: Any) -> tuple[pa.Table, pa.Table | Non
     out = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
     if "embedding" not in out.column_names:
         return out, None
+    if shard is not None:
+        from uimdata.shards import write_shard
+
+        return out.drop_columns(["embedding"]), write_shard(shard, out, dtype)
     return out.drop_columns(["embedding"]), out.select(["embedding"])
 
 
@@ -88,11 +95,13 @@ class RayExecutor(TimedExecutor):
         return self.ray.get([task.remote(fn, item, ref) for item in items])
 
     def ingest(self, stage: Stage, reader: Any, total: int | None = None,
-               desc: str | None = None) -> Iterator[pa.Table]:
+               desc: str | None = None, sink: Any = None) -> Iterator[pa.Table]:
         """Parquet corpora are read on the workers: one Ray task per run of row groups
         (``CorpusReader.read_tasks``: the driver reads only the footers), at most ``2 x CPUs`` tasks in
         flight, results taken in corpus order, so that the driver holds a bounded number of batches
-        whatever the corpus's size. Other formats are read on the driver and handed to ``imap``."""
+        whatever the corpus's size. With a ``sink`` (``shards.EmbeddingShards``), each task writes its
+        rows' given embeddings as a shard of its own where it runs, and the driver only takes note of it.
+        Other formats are read on the driver and handed to ``imap``."""
         tasks = reader.read_tasks()
         if tasks is None:
             yield from self.imap(stage, reader.batches(), total, desc)
@@ -102,8 +111,16 @@ class RayExecutor(TimedExecutor):
         remote = self.ray.remote(num_cpus=stage.resources.cpus, num_returns=2)(_read_and_process)
         window = max(2, 2 * int(self.ray.cluster_resources().get("CPU", 1)))
         stage_ref = self.ray.put(stage)
+        paths: list = []
+
+        def submit(task: Any) -> Any:
+            path = sink.reserve() if sink is not None and task.has_embedding else None
+            paths.append(path)
+            return remote.remote(stage_ref, task, None if path is None else str(path),
+                                 sink.dtype if sink is not None else "float32")
+
         with self.bar(desc or stage.name, total) as advance:
-            pending = [remote.remote(stage_ref, t) for t in tasks[:window]]
+            pending = [submit(t) for t in tasks[:window]]
             for i in range(len(tasks)):
                 try:
                     out, emb = self.ray.get(pending.pop(0))
@@ -111,11 +128,13 @@ class RayExecutor(TimedExecutor):
                     if isinstance(getattr(e, "cause", None), UimError):
                         raise e.cause from None
                     raise
-                if emb is not None:  # rejoined for the caller, which takes the column off
+                if isinstance(emb, tuple):  # written where the task ran
+                    sink.adopt(paths[i], *emb, tasks[i].path, int(out.column("row")[0].as_py()) if out.num_rows else 0)
+                elif emb is not None:  # rejoined for the caller, which takes the column off
                     out = out.append_column("embedding", emb.column(0))
                     del emb
                 if i + window < len(tasks):
-                    pending.append(remote.remote(stage_ref, tasks[i + window]))
+                    pending.append(submit(tasks[i + window]))
                 rows += out.num_rows
                 advance(out.num_rows)
                 yield out

@@ -357,6 +357,11 @@ class ReadTask:
     meta: dict[str, str]
     batch_size: int
 
+    @property
+    def has_embedding(self) -> bool:
+        """The file has a given embedding column."""
+        return _EMB in self.roles
+
 
 def read_task(task: ReadTask) -> Iterator[pa.Table]:
     """The rows of ``task`` as :meth:`CorpusReader.batches` gives them (same columns, row numbers and
