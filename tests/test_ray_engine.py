@@ -168,3 +168,30 @@ def test_ray_read_tasks_write_the_embedding_shards_themselves(tmp_path, ray_exec
                  ).write_parquet(folder / "part-3.parquet")
     with pytest.raises(UimError, match="part-3.parquet.*row 90"):
         scan(ScanConfig(out=str(tmp_path / "bad"), engine="ray", **cfg), ray_executor)
+
+
+def test_ray_kmeans_tasks_read_the_embedding_shards_themselves(tmp_path, ray_executor, monkeypatch):
+    """Given the run's embedding rows, the k-means assignment tasks read their rows from the shards: the
+    driver puts no matrix in the object store, and the clusters are the in-process ones."""
+    import numpy as np
+    import pyarrow as pa
+
+    from tests.conftest import random_embeddings
+    from uimdata.rundir import RunDir
+    from uimdata.shards import EmbeddingRows, EmbeddingShards
+    from uimdata.stages.kmeans import kmeans_assign
+
+    x = random_embeddings(4000, dim=16, seed=3)
+    run = RunDir(tmp_path)
+    shards = EmbeddingShards(run)
+    for s in range(0, 4000, 1500):  # three shards of several row groups
+        shards.add(pa.array([f"r{i}" for i in range(s, min(s + 1500, 4000))]), x[s:s + 1500], normalize=False)
+        shards.flush()
+    rows = EmbeddingRows(run.embeddings_dir)
+    assert np.array_equal(rows[1490:1510], x[1490:1510]) and np.array_equal(rows[0:4000], run.read_embeddings())
+    sent = []
+    real_put = ray.put
+    monkeypatch.setattr(ray, "put", lambda value: (sent.append(value), real_put(value))[1])
+    remote = kmeans_assign(x, 12, shard_rows=1000, pmap=ray_executor.map_tasks, rows=rows)
+    assert np.array_equal(remote, kmeans_assign(x, 12, shard_rows=1000, rows=rows))
+    assert sent and all(not isinstance(v.get("emb"), np.ndarray) for v in sent)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -106,7 +107,16 @@ class ScanContext:
         """Spherical FAISS k-means over the embeddings, k ~ sqrt(N / 2) (>= 39 rows per centroid), trained
         on a sample and assigned in shards."""
         k = default_k(self.n)
-        return kmeans_assign(self.embeddings, k, pmap=self.pmap) if k > 1 else np.zeros(self.n, np.int64)
+        return (kmeans_assign(self.embeddings, k, pmap=self.pmap, rows=self.embedding_rows) if k > 1
+                else np.zeros(self.n, np.int64))
+
+    @property
+    def embedding_rows(self) -> Any:
+        """The run's embeddings as rows a worker reads itself (``shards.EmbeddingRows``), for shards of a
+        global step that run elsewhere; None without a run directory."""
+        from uimdata.shards import EmbeddingRows
+
+        return None if self.run is None else EmbeddingRows(self.run.embeddings_dir)
 
     @cached_property
     def classes(self) -> list[str]:

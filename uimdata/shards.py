@@ -167,3 +167,33 @@ class EmbeddingShards:
             part = part.set_column(0, "id", ids.slice(at, part.num_rows).combine_chunks())
             atomic_write_parquet(part, path)
             at += part.num_rows
+
+
+class EmbeddingRows:
+    """The rows of a run's ``RUN/embeddings/`` read where they are used: ``rows[a:b]`` reads only the row
+    groups that hold rows ``a`` to ``b - 1`` (float32, as ``RunDir.read_embeddings`` gives them). Small
+    to pickle: what a Ray task gets instead of the matrix (which the driver would otherwise copy into
+    the object store, and whose pages it would keep mapped for the rest of the scan)."""
+
+    def __init__(self, embeddings_dir: str | os.PathLike[str]) -> None:
+        self.dir = str(embeddings_dir)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        from uimdata.readers import parquet_file
+
+        a, b = rows.start or 0, rows.stop
+        out: list[np.ndarray] = []
+        at, dim = 0, 0
+        for path in sorted(Path(self.dir).glob("part-*.parquet")):
+            pf = parquet_file(path)
+            dim = pf.schema_arrow.field("embedding").type.list_size
+            for g in range(pf.metadata.num_row_groups):
+                n = pf.metadata.row_group(g).num_rows
+                if at < b and at + n > a:
+                    col = pf.read_row_group(g, columns=["embedding"]).column(0).combine_chunks()
+                    vals = col.flatten().to_numpy(zero_copy_only=False).reshape(n, dim)
+                    out.append(vals[max(a - at, 0):min(b - at, n)])
+                at += n
+            if at >= b:
+                break
+        return np.ascontiguousarray(np.concatenate(out) if out else np.zeros((0, dim)), dtype=np.float32)

@@ -83,7 +83,7 @@ class LongTailDetector(Detector):
     def detect(self, ctx: Any) -> DetectorResult:
         n = ctx.n
         if self.n_clusters:
-            assign = kmeans_assign(ctx.embeddings, self.n_clusters, self.seed, pmap=ctx.pmap)
+            assign = kmeans_assign(ctx.embeddings, self.n_clusters, self.seed, pmap=ctx.pmap, rows=ctx.embedding_rows)
         else:
             assign = ctx.cluster_ids  # shared with the outlier detector
         sizes = np.bincount(assign, minlength=int(assign.max()) + 1)

@@ -94,6 +94,10 @@ class RayExecutor(TimedExecutor):
         task = self.ray.remote(num_cpus=1)(_call_shared)
         return self.ray.get([task.remote(fn, item, ref) for item in items])
 
+    #: ``map_tasks`` runs its calls in other processes: a global step hands them what they can read
+    #: themselves (``shards.EmbeddingRows``) rather than a matrix of this process
+    map_tasks.remote = True  # type: ignore[attr-defined]
+
     def ingest(self, stage: Stage, reader: Any, total: int | None = None,
                desc: str | None = None, sink: Any = None) -> Iterator[pa.Table]:
         """Parquet corpora are read on the workers: one Ray task per run of row groups

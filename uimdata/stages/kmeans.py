@@ -7,6 +7,8 @@ detectors) uses :func:`default_k` clusters; ``long_tail --n-clusters`` picks its
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from uimdata.stages.base import PMap, local_map
@@ -18,8 +20,9 @@ def default_k(n: int) -> int:
     return max(1, min(k, n // 39))
 
 
-def assign_shard(span: tuple[int, int], centroids: np.ndarray, emb: np.ndarray) -> np.ndarray:
-    """Nearest centroid (inner product) of rows ``span`` of ``emb``: one shard of the assignment."""
+def assign_shard(span: tuple[int, int], centroids: np.ndarray, emb: Any) -> np.ndarray:
+    """Nearest centroid (inner product) of rows ``span`` of ``emb`` (the matrix, or
+    ``shards.EmbeddingRows``): one shard of the assignment."""
     import faiss
 
     index = faiss.IndexFlatIP(centroids.shape[1])
@@ -28,9 +31,11 @@ def assign_shard(span: tuple[int, int], centroids: np.ndarray, emb: np.ndarray) 
 
 
 def kmeans_assign(x: np.ndarray, k: int, seed: int = 0, niter: int = 20, pmap: PMap | None = None,
-                  shard_rows: int = 262_144) -> np.ndarray:
+                  shard_rows: int = 262_144, rows: Any = None) -> np.ndarray:
     """Spherical FAISS k-means trained on a sample (at most 256 rows per centroid), then every row
-    assigned to its nearest centroid in shards (Ray tasks when ``pmap`` is the Ray executor's)."""
+    assigned to its nearest centroid in shards (Ray tasks when ``pmap`` is the Ray executor's). ``rows``:
+    the same rows where a task can read them itself (``shards.EmbeddingRows``), handed to a ``pmap``
+    that runs elsewhere (``pmap.remote``) instead of the matrix."""
     import faiss
 
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -38,6 +43,7 @@ def kmeans_assign(x: np.ndarray, k: int, seed: int = 0, niter: int = 20, pmap: P
                       max_points_per_centroid=256, gpu=faiss.get_num_gpus() > 0 if hasattr(faiss, "get_num_gpus") else False)
     km.train(x)
     spans = [(s, min(s + shard_rows, len(x))) for s in range(0, len(x), shard_rows)]
-    shared = {"centroids": np.asarray(km.centroids, np.float32), "emb": x}
+    remote = rows is not None and getattr(pmap, "remote", False)
+    shared = {"centroids": np.asarray(km.centroids, np.float32), "emb": rows if remote else x}
     parts = (pmap or local_map)(assign_shard, spans, shared)
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
