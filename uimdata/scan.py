@@ -195,7 +195,7 @@ def _detect(dets: list[Detector], ctx: ScanContext, ex: Executor, run: RunDir,
             continue
         if isinstance(det, BatchDetector):
             start = time.perf_counter()
-            table = det.finish(batch_tables.pop(name), ctx.samples.column("text").to_pylist())
+            table = det.finish(batch_tables.pop(name), ctx.texts)
             res = DetectorResult(name, table, det.summarize(table))
             ex.record(name, time.perf_counter() - start, 0)
         else:

@@ -65,10 +65,11 @@ def write_shard(path: str | os.PathLike[str], part: pa.Table, dtype: str) -> tup
     finally:
         if writer is not None:
             writer.close()
+    dim = part.column("embedding").type.list_size
     if writer is None:  # no rows: no shard
-        return 0, part.column("embedding").type.list_size
+        return 0, dim
     os.replace(tmp, path)
-    return part.num_rows, part.column("embedding").type.list_size
+    return part.num_rows, dim
 
 
 class EmbeddingShards:

@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from uimdata.detectors.text_stats import batch_slices
+from uimdata.detectors.text_stats import length_slices
 from uimdata.errors import UimError
 from uimdata.stages.base import Resources, Stage
 
@@ -245,7 +245,7 @@ SECONDS_COL = "seconds"
 
 class SharedPass(Stage):
     """Several batch detectors as one stage: each batch is cut into parts of bounded text
-    (``text_stats.batch_slices``), and every detector processes a part in turn with one ``shared`` dict,
+    (``text_stats.length_slices``), and every detector processes a part in turn with one ``shared`` dict,
     so that what the first computes about a text the next reads. Its result holds each detector's
     columns as ``<i>:<column>`` (``i`` its place in ``dets``) and the seconds it spent on the batch
     (``<i>:seconds``, spread evenly over the rows); :meth:`split` takes them apart."""
@@ -270,10 +270,10 @@ class SharedPass(Stage):
             det.setup()
 
     def process(self, batch: pa.Table) -> pa.Table:
-        texts = batch.column("text").to_pylist() if "text" in batch.column_names else [None] * batch.num_rows
+        lengths = pc.utf8_length(batch.column("text")).fill_null(0).to_pylist()  # characters, as len() counts
         parts: list[list[pa.Table]] = [[] for _ in self.dets]
         seconds = [0.0] * len(self.dets)
-        for part in batch_slices(texts, max_chars=1 << 62) if batch.num_rows else [slice(0, 0)]:
+        for part in length_slices(lengths) if batch.num_rows else [slice(0, 0)]:
             sub = batch.slice(part.start, part.stop - part.start)
             shared: dict = {}
             for i in self.run_order:

@@ -177,7 +177,7 @@ class CorruptedThresholds:
 def check_text(text: str | None, t: CorruptedThresholds) -> tuple[str | None, float, str | None]:
     """``(rule, score, reason)`` of one text; ``rule`` and ``reason`` are None when clean. Ties
     between equal sub-scores go to the earlier rule."""
-    return _check(text, _stats(text, t), t)
+    return _check(text, stats_of(text, t.max_chars), t)
 
 
 def check_texts(texts: list[str | None], t: CorruptedThresholds,
@@ -195,10 +195,6 @@ def check_texts(texts: list[str | None], t: CorruptedThresholds,
         repetition_for_all([st for st in present if st.n_tokens >= spam], top=False, max_n=SPAM_NGRAM)
         out.extend(_check(text, st, t) for text, st in zip(texts[part], stats))
     return out
-
-
-def _stats(text: str | None, t: CorruptedThresholds) -> TextStats | None:
-    return stats_of(text, t.max_chars)
 
 
 def _check(text: str | None, st: TextStats | None, t: CorruptedThresholds) -> tuple[str | None, float, str | None]:

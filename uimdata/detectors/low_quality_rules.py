@@ -70,7 +70,7 @@ class LowQualityThresholds:
 def ratios(text: str | None, t: LowQualityThresholds) -> dict[str, Ratio]:
     """Per rule: ``(statistic / published threshold, detail)``; a ratio above 1 breaks the rule.
     Rules that do not apply to the text (too short) are absent."""
-    return _ratios(_stats(text, t), t)
+    return _ratios(stats_of(text, t.max_chars), t)
 
 
 def ratios_many(texts: list[str | None], t: LowQualityThresholds, cache: dict | None = None) -> list[dict[str, Ratio]]:
@@ -87,10 +87,6 @@ def ratios_many(texts: list[str | None], t: LowQualityThresholds, cache: dict | 
         codepoints_for_all([st for st in documents if not st.is_ascii])  # their words with a letter
         out.extend(_ratios(st, t) for st in stats)
     return out
-
-
-def _stats(text: str | None, t: LowQualityThresholds) -> TextStats | None:
-    return stats_of(text, t.max_chars)
 
 
 def _ratios(st: TextStats | None, t: LowQualityThresholds) -> dict[str, Ratio]:

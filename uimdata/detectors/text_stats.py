@@ -234,14 +234,19 @@ BATCH_CHARS = 1 << 22
 def batch_slices(texts: list[str | None], max_chars: int) -> Iterator[slice]:
     """Consecutive slices of ``texts`` of about :data:`BATCH_CHARS` characters (each text counted up
     to ``max_chars``), at least one text each."""
+    return length_slices([min(len(text or ""), max_chars) for text in texts])
+
+
+def length_slices(lengths: list[int]) -> Iterator[slice]:
+    """:func:`batch_slices` of texts of ``lengths`` characters (as counted)."""
     start, size = 0, 0
-    for i, text in enumerate(texts):
-        if size and size + min(len(text or ""), max_chars) > BATCH_CHARS:
+    for i, n in enumerate(lengths):
+        if size and size + n > BATCH_CHARS:
             yield slice(start, i)
             start, size = i, 0
-        size += min(len(text or ""), max_chars)
-    if start < len(texts):
-        yield slice(start, len(texts))
+        size += n
+    if start < len(lengths):
+        yield slice(start, len(lengths))
 
 
 def stats_of(text: str | None, max_chars: int, cache: dict | None = None) -> TextStats | None:
