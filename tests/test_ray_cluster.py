@@ -1,10 +1,12 @@
 """A Ray cluster of two nodes simulated on this machine (``ray.cluster_utils.Cluster``: two raylets of
-1 CPU each, each with the smallest object store Ray allows) scans a corpus of several parquet files and
-writes what the local engine writes."""
+1 CPU each, each with the smallest object store Ray allows, spilling to disk as soon as it is 0.1 % full)
+scans a corpus of several parquet files and writes what the local engine writes."""
 
 from __future__ import annotations
 
+import re
 import signal
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -16,6 +18,16 @@ from uimdata.scan import ScanConfig, scan
 from uimdata.synth.space import concept_space
 
 STORE = 80 * 1024 * 1024  # Ray's minimum is 75 MiB
+#: the corpus is a few MB: objects go to the object store (not inline) from 1 KiB, and the store spills
+#: them to disk when it is 0.1 % full (Ray's default: 80 %), so that the scan runs through spilled objects
+SPILL_EARLY = {"object_spilling_threshold": 0.001, "min_spilling_size": 0, "max_direct_call_object_size": 1024}
+
+
+def _spilled_objects(logs: Path) -> int:
+    """Objects the cluster's raylets report having spilled (each logs its running total: "Spilled N MiB,
+    M objects")."""
+    return sum(max((int(m) for m in re.findall(r"Spilled \d+ MiB, (\d+) objects", f.read_text(errors="replace"))),
+                   default=0) for f in logs.glob("raylet*.out"))
 
 
 def _corpus(root) -> tuple[str, set[str], set[str]]:
@@ -52,7 +64,8 @@ def test_two_node_cluster_scans_as_the_local_engine(tmp_path):
     from uimdata.executors.ray import RayExecutor
 
     assert not ray.is_initialized()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": STORE})
+    head = {"num_cpus": 1, "object_store_memory": STORE, "_system_config": SPILL_EARLY}  # the cluster's config
+    cluster = Cluster(initialize_head=True, head_node_args=head)
     cluster.add_node(num_cpus=1, object_store_memory=STORE)
     signal.signal(signal.SIGALRM, too_slow)
     signal.alarm(420)
@@ -61,11 +74,13 @@ def test_two_node_cluster_scans_as_the_local_engine(tmp_path):
         assert len([n for n in ray.nodes() if n["Alive"]]) == 2
         assert ray.cluster_resources()["CPU"] == 2
         remote = scan(ScanConfig(out=str(tmp_path / "ray"), engine="ray", **cfg), ex)
+        spilled = _spilled_objects(Path(cluster.head_node.get_logs_dir_path()))
     finally:
         signal.alarm(0)
         ray.shutdown()
         cluster.shutdown()
 
+    assert spilled > 0, "the object stores never spilled: the test does not exercise spilling"
     assert remote.run.read_samples().equals(local.run.read_samples())
     a, b = pl.read_parquet(local.run.path / "flags.parquet"), pl.read_parquet(remote.run.path / "flags.parquet")
     assert a.columns == b.columns and a["id"].equals(b["id"])
