@@ -77,6 +77,23 @@ def random_embeddings(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def embedding_shards(root, x: np.ndarray, per_shard: int):  # -> uimdata.rundir.RunDir
+    """A run directory at ``root`` whose ``embeddings/`` holds ``x`` (as given, not normalised) in shards
+    of ``per_shard`` rows."""
+    import pyarrow as pa
+
+    from uimdata.rundir import RunDir
+    from uimdata.shards import EmbeddingShards
+
+    run = RunDir(root)
+    shards = EmbeddingShards(run)
+    for s in range(0, len(x), per_shard):
+        ids = pa.array([f"r{i}" for i in range(s, min(s + per_shard, len(x)))])
+        shards.add(ids, x[s:s + per_shard], normalize=False)
+        shards.flush()
+    return run
+
+
 POISONED_CONCEPT, WRONG = "3.1", "class_5"
 
 

@@ -46,7 +46,7 @@ def run(tmp_path, df: pl.DataFrame, **cfg) -> tuple[pl.DataFrame, duckdb.DuckDBP
 def labelled(x: np.ndarray, y: np.ndarray, texts: list[str] | None = None) -> pl.DataFrame:
     names = np.array([f"class{c}" for c in range(y.max() + 1)])
     return pl.DataFrame({"id": [f"r{i}" for i in range(len(y))],
-                         "text": texts or [f"row {i} of class {c}" for i, c in enumerate(y)],
+                         "text": texts or [f"row {i}" for i in range(len(y))],  # no word of its label
                          "label": names[y].tolist(), "embedding": x.tolist()})
 
 
@@ -342,6 +342,39 @@ def test_text_label_model_finds_flips_the_embeddings_cannot_see(tmp_path):
     assert f["is_label_issue"].sum() == 0
 
 
+def test_joint_label_model_learns_what_words_and_embedding_only_tell_together():
+    """Four classes, each a pair (word group, embedding cluster): the words tell two classes apart from
+    the other two, the embedding the other way. One model over both (the default ensemble's) tells all
+    four apart and gives flipped labels a low likelihood ratio; mixing the probabilities of a text model
+    and an embedding model, as the ensemble did before, does neither."""
+    from uimdata import label_model as lm
+
+    rng = np.random.default_rng(5)
+    words = [[f"{stem}{i}" for i in range(20)] for stem in ("kernel", "garden")]
+    shared = [f"common{i}" for i in range(40)]
+    y = np.repeat(np.arange(4), 100)  # class = 2 x word group + embedding cluster
+    texts = [" ".join([*rng.choice(words[c // 2], 5), *rng.choice(shared, 5)]) for c in y]
+    x, _ = blobs([1, 1], dim=16, seed=2)  # two cluster centres
+    emb = x[y % 2] + 0.1 * rng.normal(size=(len(y), 16))
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    flip = rng.choice(len(y), 16, replace=False)
+    given = y.copy()
+    given[flip[:8]] ^= 2  # same cluster, other words
+    given[flip[8:]] ^= 1  # same words, other cluster
+    clean = np.setdiff1d(np.arange(len(y)), flip)
+
+    def ratio(p: np.ndarray) -> np.ndarray:  # the given label's probability over the most probable one's
+        return p[np.arange(len(y)), given] / p.max(axis=1)
+
+    joint = lm.joint_oof(texts, emb, given, 4)
+    assert (joint.argmax(axis=1) == y)[clean].mean() >= 0.98
+    assert (joint.argmax(axis=1) == y)[flip].all()
+    assert np.median(ratio(joint)[flip]) < 0.1
+    mixed = lm.blend(lm.logreg_oof(emb, given, 4), lm.text_oof(texts, given, 4), given)
+    assert (mixed.argmax(axis=1) == y)[clean].mean() < 0.85
+    assert np.median(ratio(mixed)[flip]) > 0.3
+
+
 def _flags_for_probs(labels: list[str], p: np.ndarray, corrupted: set[int] | None = None, **kw) -> set[int]:
     from uimdata.context import ScanContext
     from uimdata.detectors.label import LabelDetector
@@ -357,34 +390,38 @@ def _flags_for_probs(labels: list[str], p: np.ndarray, corrupted: set[int] | Non
 
 
 def test_label_flags_need_a_strong_likelihood_ratio():
-    """With many classes a row is flagged when its given label's probability is below relative_threshold x
-    its class's confident threshold and the predicted class is at least 1 / max_ratio times as probable."""
+    """With K classes a row is flagged when its given label's probability is below relative_threshold x
+    its class's confident threshold and the predicted class is at least K times as probable (or
+    1 / max_ratio times, when that is less)."""
     k = 30
     y = np.repeat(np.arange(k), 25)
     p = np.full((len(y), k), 0.1 / (k - 1))
     p[np.arange(len(y)), y] = 0.9
     p[0] = 0.0
-    p[0, [0, 1]] = [0.045, 0.955]  # below 0.1 x t_0, but a ratio of 0.047: not strong enough at 0.04
+    p[0, [0, 1]] = [0.03, 0.97]    # ratio 0.031 (under 1 / 30), but not below 0.025 x t_0 (0.0199)
     p[1] = 0.0
-    p[1, [0, 1]] = [0.03, 0.97]    # ratio 0.031: flagged
+    p[1, [0, 1]] = [0.015, 0.985]  # both: flagged
+    p[2] = 0.585 / 28
+    p[2, [0, 1]] = [0.015, 0.4]    # below 0.025 x t_0, but a ratio of 0.0375: not 30 times as probable
     p[60] = 0.0
-    p[60, [2, 3]] = [0.01, 0.99]   # ratio 0.010: flagged
+    p[60, [2, 3]] = [0.01, 0.99]   # flagged
     labels = [f"c{c:02d}" for c in y]
     assert _flags_for_probs(labels, p) == {1, 60}
-    assert _flags_for_probs(labels, p, max_ratio=0.06) == {0, 1, 60}
-    assert _flags_for_probs(labels, p, relative_threshold=0.03) == {60}  # 0.03 is not below 0.03 x t_0
-    assert _flags_for_probs(labels, p, max_ratio=None) == {0, 1, 60}
+    assert _flags_for_probs(labels, p, max_ratio=0.05) == {1, 2, 60}  # 20 times is enough
+    assert _flags_for_probs(labels, p, max_ratio=None) == {1, 2, 60}
+    assert _flags_for_probs(labels, p, relative_threshold=0.04) == {0, 1, 60}
+    assert _flags_for_probs(labels, p, relative_threshold=0.015) == {60}  # 0.015 is not below 0.015 x t_0
     # a row ``corrupted`` flagged is left to it: its label is not the issue
     assert _flags_for_probs(labels, p, corrupted={60}) == {1}
 
 
 def test_label_ratio_bar_relaxes_with_few_classes():
-    """With K < 1 / max_ratio classes the predicted class needs to be only K times as probable: with two
-    classes a row at 0.05 against 0.95 is flagged by the per-class bar alone."""
+    """With few classes both bars relax: with two the predicted class needs to be only twice as probable
+    and the per-class bar is 0.1 x t_c, so a row at 0.05 against 0.95 is flagged."""
     labels = ["a"] * 50 + ["b"] * 50
     p = np.tile([0.9, 0.1], (100, 1))
     p[50:] = [0.1, 0.9]
-    p[0] = [0.05, 0.95]   # ratio 0.053 (> 0.04), below 1 / 2
+    p[0] = [0.05, 0.95]   # ratio 0.053, below 1 / 2; below 0.1 x t_a (0.087), not 0.025 x t_a
     p[1] = [0.2, 0.8]     # ratio 0.25, but not below 0.1 x t_a
     assert _flags_for_probs(labels, p) == {0}
 

@@ -174,19 +174,13 @@ def test_ray_kmeans_tasks_read_the_embedding_shards_themselves(tmp_path, ray_exe
     """Given the run's embedding rows, the k-means assignment tasks read their rows from the shards: the
     driver puts no matrix in the object store, and the clusters are the in-process ones."""
     import numpy as np
-    import pyarrow as pa
 
-    from tests.conftest import random_embeddings
-    from uimdata.rundir import RunDir
-    from uimdata.shards import EmbeddingRows, EmbeddingShards
+    from tests.conftest import embedding_shards, random_embeddings
+    from uimdata.shards import EmbeddingRows
     from uimdata.stages.kmeans import kmeans_assign
 
     x = random_embeddings(4000, dim=16, seed=3)
-    run = RunDir(tmp_path)
-    shards = EmbeddingShards(run)
-    for s in range(0, 4000, 1500):  # three shards of several row groups
-        shards.add(pa.array([f"r{i}" for i in range(s, min(s + 1500, 4000))]), x[s:s + 1500], normalize=False)
-        shards.flush()
+    run = embedding_shards(tmp_path, x, 1500)  # three shards of several row groups
     rows = EmbeddingRows(run.embeddings_dir)
     assert np.array_equal(rows[1490:1510], x[1490:1510]) and np.array_equal(rows[0:4000], run.read_embeddings())
     sent = []

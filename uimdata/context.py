@@ -140,16 +140,18 @@ class ScanContext:
             from uimdata.label_model import oof_pred_probs
 
             g = self.graph
-            # the matrix read when the embedding models need it, after the text model (which does not)
+            # the matrix read once the label model needs it, after its word features are built; the joint
+            # model reads the rows each fold needs from RUN/embeddings instead, when the matrix is not held
+            reader = self.embedding_rows if "embeddings" not in self.__dict__ else None
             self._pred_probs = oof_pred_probs(lambda: self.embeddings, self.label_codes, len(self.classes),
                                               g.rows, g.cos, method=self.label_model, device=self.device,
-                                              texts=self.texts)
+                                              texts=self.texts, reader=reader)
         return self._pred_probs
 
     def drop_embeddings(self) -> None:
         """Let go of the embedding matrix (read again from the run directory when asked for): the scan
-        drops it after each detector, so that a detector that does not need it (the text label model,
-        store) does not run beside it. A context without a run directory keeps it."""
+        drops it after each detector, so that a step that does not need it whole (the label model, which
+        reads the rows each fold needs, store) does not run beside it. A context without a run directory keeps it."""
         if self.run is not None:
             self.__dict__.pop("embeddings", None)
 

@@ -1,7 +1,7 @@
 """Out-of-fold predicted probabilities from the corpus itself: its embeddings, kNN graph and texts (no
 user model needed).
 
-Three models, all cheap on a CPU and on a GPU when there is one:
+The models, all cheap on a CPU and on a GPU when there is one:
 
 * ``logreg``: multinomial logistic regression (softmax over a linear layer) in torch, trained
   full-batch with L-BFGS on k-1 folds and applied to the held-out fold;
@@ -11,11 +11,13 @@ Three models, all cheap on a CPU and on a GPU when there is one:
   ``TfidfVectorizer``, a vocabulary of at most 50,000 learnt on at most 100,000 texts), cross-validated
   on the same folds. The words a sentence encoder blurs (identifiers, package prefixes, a domain's
   terms) are what it sees;
-* ``ensemble`` (default): the embedding models' mean (logreg and knn) and ``text``, mixed with the one
-  weight under which the given labels are most probable (:func:`blend`);
-* ``embedding``: logreg and knn only (the ensemble before the text model joined it).
+* ``ensemble`` (default): one softmax regression over both the words (as ``text``) and the embedding
+  (:func:`joint_oof`), mixed with ``knn`` by the one weight under which the given labels are most
+  probable (:func:`blend`). Without texts it is ``embedding``;
+* ``embedding``: logreg and knn only.
 
-The text model adds 5-7 points of out-of-fold accuracy on the benchmark's labelled corpora
+Learning the words and the embedding in one model ranks flipped labels better than mixing two models'
+probabilities: average precision of the flips 0.523 -> 0.610 on glosses, 0.635 -> 0.649 on packages
 (docs/benchmarks.md, multi-domain benchmark, ``label``).
 """
 
@@ -229,13 +231,29 @@ def _torch_csr(x):  # scipy.sparse.csr_matrix -> torch sparse CSR tensor
                                        torch.from_numpy(x.data.astype(np.float32)), size=x.shape)
 
 
+class Dense:
+    """Dense features joined to the sparse ones: rows ``train`` and ``test`` of ``x`` (the embeddings: a
+    matrix, or a reader with ``take(rows)`` such as ``shards.EmbeddingRows``), gathered a batch at a time,
+    never copied whole."""
+
+    def __init__(self, x, train: np.ndarray, test: np.ndarray) -> None:  # noqa: ANN001
+        self.x, self.train, self.test = x, train, test
+
+    def rows(self, which: np.ndarray) -> np.ndarray:
+        take = getattr(self.x, "take", None)
+        if take is not None and not isinstance(self.x, np.ndarray):
+            return take(which)
+        return np.asarray(self.x[which], dtype=np.float32)
+
+
 def sparse_softmax_fit_predict(x_train, y_train: np.ndarray, x_test, n_classes: int, l2: float = 1e-5,
                                max_iter: int = 30, seed: int = 0, device: str = "auto",
-                               batch: int = 65536) -> np.ndarray:
+                               batch: int = 65536, dense: Dense | None = None) -> np.ndarray:
     """Softmax regression on sparse features (full-batch L-BFGS, as :class:`SoftmaxModel`), fitted on
-    ``x_train`` and applied to ``x_test`` in batches of ``batch`` rows. On the CPU in one thread: torch's
-    sparse products gain little from a second thread and collapse when other work holds the cores (a
-    fold took 33 s with two threads against 3 s with one on two busy cores)."""
+    ``x_train`` and applied to ``x_test`` in batches of ``batch`` rows; with ``dense``, over the sparse and
+    the dense features together (one more linear block, learnt with the other). On the CPU in one thread:
+    torch's sparse products gain little from a second thread and collapse when other work holds the cores
+    (a fold took 33 s with two threads against 3 s with one on two busy cores)."""
     import torch
 
     torch.manual_seed(seed)
@@ -244,10 +262,10 @@ def sparse_softmax_fit_predict(x_train, y_train: np.ndarray, x_test, n_classes: 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            return _sparse_fit_predict(x_train, y_train, x_test, n_classes, l2, max_iter, dev, batch)
+            return _sparse_fit_predict(x_train, y_train, x_test, n_classes, l2, max_iter, dev, batch, dense)
         finally:
             torch.set_num_threads(threads)
-    return _sparse_fit_predict(x_train, y_train, x_test, n_classes, l2, max_iter, dev, batch)
+    return _sparse_fit_predict(x_train, y_train, x_test, n_classes, l2, max_iter, dev, batch, dense)
 
 
 @functools.cache
@@ -272,21 +290,32 @@ def _sparse_product():  # -> a torch.autograd.Function
 
 
 def _sparse_fit_predict(x_train, y_train: np.ndarray, x_test, n_classes: int, l2: float, max_iter: int,
-                        dev: str, batch: int) -> np.ndarray:  # noqa: ANN001 - scipy CSR matrices
+                        dev: str, batch: int, dense: Dense | None = None) -> np.ndarray:  # noqa: ANN001 - CSR
     import torch
 
     w = torch.zeros(x_train.shape[1], n_classes, device=dev, requires_grad=True)
     b = torch.zeros(n_classes, device=dev, requires_grad=True)
-    # the fold's training matrix and its transpose, in a dict that is emptied after the fit (below)
+    # the fold's training matrices (and the sparse one's transpose), in a dict emptied after the fit (below)
     held = {"a": _torch_csr(x_train).to(dev), "a_t": _torch_csr(x_train.T.tocsr()).to(dev)}
+    params = [w, b]
+    wd = None
+    if dense is not None:
+        held["d"] = torch.from_numpy(dense.rows(dense.train)).to(dev)
+        wd = torch.zeros(held["d"].shape[1], n_classes, device=dev, requires_grad=True)
+        params.append(wd)
     ys = torch.from_numpy(np.asarray(y_train, dtype=np.int64)).to(dev)
-    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, history_size=10, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(params, lr=1, max_iter=max_iter, history_size=10, line_search_fn="strong_wolfe")
 
     product = _sparse_product()
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(product.apply(w, held["a"], held["a_t"]) + b, ys) + l2 * w.pow(2).sum()
+        logits = product.apply(w, held["a"], held["a_t"]) + b
+        penalty = w.pow(2).sum()
+        if wd is not None:
+            logits = logits + held["d"] @ wd
+            penalty = penalty + wd.pow(2).sum()
+        loss = torch.nn.functional.cross_entropy(logits, ys) + l2 * penalty
         loss.backward()
         return loss
 
@@ -296,16 +325,21 @@ def _sparse_fit_predict(x_train, y_train: np.ndarray, x_test, n_classes: int, l2
     # matrices and the L-BFGS history, 100s of MB at 100,000 training rows)
     opt.state.clear()
     held.clear()
-    return _sparse_predict(x_test, w.detach(), b.detach(), n_classes, dev, batch)
+    return _sparse_predict(x_test, w.detach(), b.detach(), n_classes, dev, batch,
+                           None if wd is None else (dense, wd.detach()))
 
 
-def _sparse_predict(x, w, b, n_classes: int, dev: str, batch: int) -> np.ndarray:  # noqa: ANN001
+def _sparse_predict(x, w, b, n_classes: int, dev: str, batch: int, dense=None) -> np.ndarray:  # noqa: ANN001
     import torch
 
     out = []
     with torch.no_grad():
         for s in range(0, x.shape[0], batch):
-            out.append(torch.softmax(_torch_csr(x[s:s + batch]).to(dev) @ w + b, dim=1).cpu().numpy())
+            logits = _torch_csr(x[s:s + batch]).to(dev) @ w + b
+            if dense is not None:
+                feats, wd = dense
+                logits += torch.from_numpy(feats.rows(feats.test[s:s + batch])).to(dev) @ wd
+            out.append(torch.softmax(logits, dim=1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)
 
 
@@ -319,6 +353,35 @@ def text_oof(texts: list[str], y: np.ndarray, n_classes: int, folds: int = 5, se
         x[train], y[train], x[test], n_classes, seed=seed, device=device), folds, seed, max_train)
 
 
+#: the joint model's regularisation as scikit-learn's C (the L2 weight on the mean loss is 1 / (2 C n) for n
+#: training rows) and its L-BFGS iterations: measured on the four labelled benchmark corpora (C 3 / 10 / 30,
+#: 30 / 50 / 100 iterations; docs/benchmarks.md)
+JOINT_C = 10.0
+JOINT_ITER = 50
+
+
+def joint_oof(texts: list[str], x: np.ndarray | Callable[[], np.ndarray], y: np.ndarray, n_classes: int,
+              rows: np.ndarray | None = None, folds: int = 5, seed: int = 0, device: str = "auto",
+              max_train: int = TEXT_MAX_TRAIN) -> np.ndarray:
+    """Out-of-fold probabilities of one softmax regression over each text's words (:func:`text_features`)
+    and its embedding together, for the rows ``texts`` (all labelled, ``y >= 0``), on the folds of
+    :func:`fold_ids`; each fold model learns from at most ``max_train`` rows of the others (a uniform
+    sample). ``x``: the embedding matrix (or a function that returns it, called once the word features
+    are built, or a reader of its rows such as ``shards.EmbeddingRows``: the rows a fold needs are read
+    where they are used, and the matrix is never held); ``rows``: the rows of ``x`` the texts are
+    (default: all, in order)."""
+    a = text_features(texts)
+    x = x() if callable(x) and not hasattr(x, "take") else x
+    at = np.arange(len(y)) if rows is None else np.asarray(rows)
+
+    def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        return sparse_softmax_fit_predict(a[train], y[train], a[test], n_classes, l2=0.5 / (JOINT_C * len(train)),
+                                          max_iter=JOINT_ITER, seed=seed, device=device,
+                                          dense=Dense(x, at[train], at[test]))
+
+    return cross_fit(y, n_classes, fit_predict, folds, seed, max_train)
+
+
 #: the class prior's weight in the label model's kNN vote (the votes weigh 1): light, so that a row none
 #: of whose neighbours shares its label gets a small probability for it, also when there are few classes
 KNN_PRIOR_WEIGHT = 0.1
@@ -326,12 +389,14 @@ KNN_PRIOR_WEIGHT = 0.1
 
 def oof_pred_probs(x: np.ndarray | Callable[[], np.ndarray], y: np.ndarray, n_classes: int, neighbors: np.ndarray,
                    cos: np.ndarray, method: str = "ensemble", folds: int = 5, seed: int = 0, device: str = "auto",
-                   texts: list[str] | None = None) -> np.ndarray:
+                   texts: list[str] | None = None, reader=None) -> np.ndarray:  # noqa: ANN001
     """Out-of-fold probabilities for labelled rows (``y >= 0``); rows with ``y < 0`` get the knn vote.
-    ``texts`` (aligned with ``y``) feed the text model: ``ensemble`` without them is ``embedding``.
-    ``x``: the embedding matrix, or a function that returns it, called after the text model has run
-    (so that the matrix is not held while the text model learns). Each model's folds and seeds are its
-    own: the order in which they run changes nothing."""
+    ``texts`` (aligned with ``y``) feed the text and joint models: ``ensemble`` without them is
+    ``embedding``. ``x``: the embedding matrix, or a function that returns it, called once the word
+    features are built (the vocabulary is never held with the matrix) or, without texts, when the
+    embedding models start. ``reader``: optionally, the matrix's rows read where they are used
+    (``shards.EmbeddingRows``): the joint model gathers the rows each fold needs from it and never holds
+    the matrix (the same probabilities). Each model's folds and seeds are its own."""
     if method not in METHODS:
         raise ValueError(f"label model must be one of {METHODS}, got {method!r}")
     if method == "text" and texts is None:
@@ -341,18 +406,18 @@ def oof_pred_probs(x: np.ndarray | Callable[[], np.ndarray], y: np.ndarray, n_cl
         return knn
     lab = np.flatnonzero(y >= 0)
     out = knn.copy()  # unlabelled rows keep the knn vote
-    tx = None
-    if method == "text" or (method == "ensemble" and texts is not None):
-        tx = text_oof([texts[i] for i in lab], y[lab], n_classes, folds=folds, seed=seed, device=device)
-        release_memory()  # the text model's buffers, before the matrix is read
-    if method in ("logreg", "embedding", "ensemble"):
-        x = x() if callable(x) else x
-        # every row labelled (the usual case): the embedding matrix itself, not a copy of it
-        lr = logreg_oof(x if len(lab) == len(y) else x[lab], y[lab], n_classes, folds=folds, seed=seed,
-                        device=device)
-        out[lab] = lr if method == "logreg" else (lr + knn[lab]) / 2
-    if tx is not None:
-        out[lab] = tx if method == "text" else blend(out[lab], tx, y[lab])
+    if method == "ensemble" and texts is not None:
+        joint = joint_oof([texts[i] for i in lab], x if reader is None else reader, y[lab], n_classes, rows=lab,
+                          folds=folds, seed=seed, device=device)
+        out[lab] = blend(joint, knn[lab], y[lab])
+        return out
+    if method == "text":
+        out[lab] = text_oof([texts[i] for i in lab], y[lab], n_classes, folds=folds, seed=seed, device=device)
+        return out
+    x = x() if callable(x) else x
+    # every row labelled (the usual case): the embedding matrix itself, not a copy of it
+    lr = logreg_oof(x if len(lab) == len(y) else x[lab], y[lab], n_classes, folds=folds, seed=seed, device=device)
+    out[lab] = lr if method == "logreg" else (lr + knn[lab]) / 2
     return out
 
 

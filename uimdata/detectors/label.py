@@ -1,17 +1,19 @@
 """label: noisy labels, by confident learning (cleanlab) on out-of-fold probabilities.
 
-The probabilities come from :mod:`uimdata.label_model` (by default the embedding models, logistic
-regression and a kNN vote over the FAISS graph, mixed with a softmax regression over the text's words;
-cross-validated), so no user model is needed.
+The probabilities come from :mod:`uimdata.label_model` (by default one softmax regression over the
+text's words and its embedding, mixed with a kNN vote over the FAISS graph; cross-validated), so no
+user model is needed.
 
 On corpora whose classes overlap a lot, cleanlab's ``find_label_issues`` flags every hard example
 (precision and recall on the 50k WordNet benchmark: docs/benchmarks.md). uimdata keeps confident
 learning's per-class thresholds (``cleanlab.count.get_confident_thresholds``: t_c = the mean
 probability rows labelled c get for c) but asks for strong evidence: a row is a label issue when its
-given label's probability is below ``relative_threshold`` (0.1) x t_c, another class is predicted,
-and that class is at least 1 / ``max_ratio`` (25) times as probable as the given label, or K times
-with K < 25 classes (a likelihood ratio; with the per-class bar alone, 4.5 % of the demo corpus, whose
-labels carry no planted noise, was flagged; with the ratio alone, few-class corpora lost most flags).
+given label's probability is below ``relative_threshold`` (0.025; 0.2 / K with K < 8 classes) x t_c,
+another class is predicted, and that class is at least K times as probable as the given label with K
+classes, or 1 / ``max_ratio`` (100) times when that is less (a likelihood ratio). Both bars relax with
+few classes, where every model's smoothing keeps a wrong label's probability high. The numbers were
+chosen on four labelled corpora with planted noise and the demo corpus, whose labels carry none
+(docs/benchmarks.md): they flag 0.99 % of the demo's labelled rows.
 Rows of classes with fewer than ``min_class_rows`` (20) labelled rows are not judged: out-of-fold
 probabilities mean little there, and those rows are the long tail's business. Rows the ``corrupted``
 detector flags are left to it (``defer_to``).
@@ -34,6 +36,9 @@ import pyarrow as pa
 
 from uimdata.detectors import register
 from uimdata.detectors.base import Detector, DetectorResult, result_table
+
+#: with K classes the per-class bar is at least this / K (x t_c)
+FEW_CLASSES_BAR = 0.2
 
 
 @register
@@ -70,7 +75,7 @@ class LabelDetector(Detector):
         return (f"label: {flagged}noise rate not estimated "
                 f"(the confident joint of a weak model is not a noise rate)")
 
-    def __init__(self, max_ratio: float | None = 0.04, relative_threshold: float | None = 0.1,
+    def __init__(self, max_ratio: float | None = 0.01, relative_threshold: float | None = 0.025,
                  min_class_rows: int = 20, filter_by: str = "prune_by_noise_rate") -> None:
         self.max_ratio = max_ratio
         self.relative_threshold = relative_threshold
@@ -108,11 +113,14 @@ class LabelDetector(Detector):
         thresholds = get_confident_thresholds(sub_y, sub_probs)
         judged = counts[y[lab]] >= self.min_class_rows  # too few rows: no reliable out-of-fold estimate
         strong = np.ones(len(lab), bool)
-        if self.relative_threshold is not None:  # confident learning's per-class bar
-            strong &= given_p < self.relative_threshold * thresholds[sub_y]
-        if self.max_ratio is not None:  # the predicted class at least 1 / max_ratio times as probable ...
-            # ... or K times with K classes, when that is less: with few classes every model's smoothing
-            # keeps a wrong label's probability above the bar (2 classes: 5 of 20 planted flips found)
+        if self.relative_threshold is not None:  # confident learning's per-class bar, 0.2 / K at least:
+            # with few classes every model's smoothing keeps a wrong label's probability higher (2 classes,
+            # 20 flips in 600 rows: 8 found at 0.025, 16 at 0.1, none wrongly)
+            rel = max(self.relative_threshold, FEW_CLASSES_BAR / len(present))
+            strong &= given_p < rel * thresholds[sub_y]
+        if self.max_ratio is not None:  # the predicted class at least K times as probable with K classes ...
+            # ... or 1 / max_ratio times when that is less: with few classes every model's smoothing keeps
+            # a wrong label's probability above a fixed bar (2 classes: 5 of 20 planted flips found at 1/25)
             strong &= given_p <= max(self.max_ratio, 1.0 / len(present)) * sugg_p[lab]
         flagged[lab] = strong & (sugg[lab] != y[lab]) & judged
         flagged, left_to = self.leave_to(ctx, flagged)
