@@ -141,6 +141,7 @@ def test_rescan_of_grown_corpus_embeds_only_new_rows(tmp_path, clean_df, monkeyp
     meta = json.loads((tmp_path / "r2" / "run.json").read_text())
     assert meta["embedding"]["embedded"] == 10
     assert meta["embedding"]["from_cache"] == 20
+    assert "embeddings: 20 rows from the embedding cache, 10 texts embedded" in res.output
 
 
 def test_interrupted_embedding_keeps_finished_batches(tmp_path, clean_df, monkeypatch):

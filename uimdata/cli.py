@@ -144,6 +144,10 @@ def scan(
     n = summ[0]["n_rows"] if summ else 0
     rows = [(s["issue"], s["n_flagged"], f"{100 * s['n_flagged'] / max(n, 1):.1f}%") for s in summ]
     out.print(_table(f"{n:,} rows scanned -> {run.path}", ["issue", "flagged", "%"], rows))
+    emb = meta.get("embedding") or {}
+    if emb.get("from_cache"):  # the embed bar counted only the texts it embedded
+        _say(f"embeddings: {emb['from_cache']:,} rows from the embedding cache, {emb.get('embedded', 0):,} "
+             f"texts embedded ({emb.get('model')})", "dim")
     for name, why in skipped.items():
         _say(f"{name}: skipped, {why}", "dim")
     _say(f"query it: uim query {run.path} \"SELECT * FROM issues LIMIT 10\"")
