@@ -116,7 +116,7 @@ def test_embedding_rows_take_reads_any_rows_in_the_order_asked(tmp_path):
     import numpy as np
 
     from tests.conftest import embedding_shards, random_embeddings
-    from uimdata.shards import EmbeddingRows
+    from uimdata.rundir import EmbeddingRows
 
     x = random_embeddings(5000, dim=8, seed=4)
     run = embedding_shards(tmp_path, x, 2000)  # three shards of several row groups

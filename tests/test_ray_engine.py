@@ -176,7 +176,7 @@ def test_ray_kmeans_tasks_read_the_embedding_shards_themselves(tmp_path, ray_exe
     import numpy as np
 
     from tests.conftest import embedding_shards, random_embeddings
-    from uimdata.shards import EmbeddingRows
+    from uimdata.rundir import EmbeddingRows
     from uimdata.stages.kmeans import kmeans_assign
 
     x = random_embeddings(4000, dim=16, seed=3)

@@ -112,9 +112,9 @@ class ScanContext:
 
     @property
     def embedding_rows(self) -> Any:
-        """The run's embeddings as rows a worker reads itself (``shards.EmbeddingRows``), for shards of a
+        """The run's embeddings as rows a worker reads itself (``rundir.EmbeddingRows``), for shards of a
         global step that run elsewhere; None without a run directory."""
-        from uimdata.shards import EmbeddingRows
+        from uimdata.rundir import EmbeddingRows
 
         return None if self.run is None else EmbeddingRows(self.run.embeddings_dir)
 

@@ -232,18 +232,12 @@ def _torch_csr(x):  # scipy.sparse.csr_matrix -> torch sparse CSR tensor
 
 
 class Dense:
-    """Dense features joined to the sparse ones: rows ``train`` and ``test`` of ``x`` (the embeddings: a
-    matrix, or a reader with ``take(rows)`` such as ``shards.EmbeddingRows``), gathered a batch at a time,
-    never copied whole."""
+    """Dense features joined to the sparse ones: the training rows ``train`` and the test rows ``test``,
+    whose vectors ``gather(rows)`` returns (from the embedding matrix, or read from the run's shards),
+    gathered a batch at a time, never copied whole."""
 
-    def __init__(self, x, train: np.ndarray, test: np.ndarray) -> None:  # noqa: ANN001
-        self.x, self.train, self.test = x, train, test
-
-    def rows(self, which: np.ndarray) -> np.ndarray:
-        take = getattr(self.x, "take", None)
-        if take is not None and not isinstance(self.x, np.ndarray):
-            return take(which)
-        return np.asarray(self.x[which], dtype=np.float32)
+    def __init__(self, gather: Callable[[np.ndarray], np.ndarray], train: np.ndarray, test: np.ndarray) -> None:
+        self.gather, self.train, self.test = gather, train, test
 
 
 def sparse_softmax_fit_predict(x_train, y_train: np.ndarray, x_test, n_classes: int, l2: float = 1e-5,
@@ -300,7 +294,7 @@ def _sparse_fit_predict(x_train, y_train: np.ndarray, x_test, n_classes: int, l2
     params = [w, b]
     wd = None
     if dense is not None:
-        held["d"] = torch.from_numpy(dense.rows(dense.train)).to(dev)
+        held["d"] = torch.from_numpy(dense.gather(dense.train)).to(dev)
         wd = torch.zeros(held["d"].shape[1], n_classes, device=dev, requires_grad=True)
         params.append(wd)
     ys = torch.from_numpy(np.asarray(y_train, dtype=np.int64)).to(dev)
@@ -325,11 +319,12 @@ def _sparse_fit_predict(x_train, y_train: np.ndarray, x_test, n_classes: int, l2
     # matrices and the L-BFGS history, 100s of MB at 100,000 training rows)
     opt.state.clear()
     held.clear()
-    return _sparse_predict(x_test, w.detach(), b.detach(), n_classes, dev, batch,
-                           None if wd is None else (dense, wd.detach()))
+    return _sparse_predict(x_test, w.detach(), b.detach(), n_classes, dev, batch, dense,
+                           None if wd is None else wd.detach())
 
 
-def _sparse_predict(x, w, b, n_classes: int, dev: str, batch: int, dense=None) -> np.ndarray:  # noqa: ANN001
+def _sparse_predict(x, w, b, n_classes: int, dev: str, batch: int, dense: Dense | None = None,
+                    wd=None) -> np.ndarray:  # noqa: ANN001
     import torch
 
     out = []
@@ -337,8 +332,7 @@ def _sparse_predict(x, w, b, n_classes: int, dev: str, batch: int, dense=None) -
         for s in range(0, x.shape[0], batch):
             logits = _torch_csr(x[s:s + batch]).to(dev) @ w + b
             if dense is not None:
-                feats, wd = dense
-                logits += torch.from_numpy(feats.rows(feats.test[s:s + batch])).to(dev) @ wd
+                logits += torch.from_numpy(dense.gather(dense.test[s:s + batch])).to(dev) @ wd
             out.append(torch.softmax(logits, dim=1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)
 
@@ -367,17 +361,23 @@ def joint_oof(texts: list[str], x: np.ndarray | Callable[[], np.ndarray], y: np.
     and its embedding together, for the rows ``texts`` (all labelled, ``y >= 0``), on the folds of
     :func:`fold_ids`; each fold model learns from at most ``max_train`` rows of the others (a uniform
     sample). ``x``: the embedding matrix (or a function that returns it, called once the word features
-    are built, or a reader of its rows such as ``shards.EmbeddingRows``: the rows a fold needs are read
+    are built, or a reader of its rows such as ``rundir.EmbeddingRows``: the rows a fold needs are read
     where they are used, and the matrix is never held); ``rows``: the rows of ``x`` the texts are
     (default: all, in order)."""
     a = text_features(texts)
-    x = x() if callable(x) and not hasattr(x, "take") else x
+    if hasattr(x, "take") and not isinstance(x, np.ndarray):  # a reader: rows read where they are used
+        gather = x.take
+    else:
+        matrix = x() if callable(x) else x
+
+        def gather(r: np.ndarray) -> np.ndarray:
+            return np.asarray(matrix[r], dtype=np.float32)
     at = np.arange(len(y)) if rows is None else np.asarray(rows)
 
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         return sparse_softmax_fit_predict(a[train], y[train], a[test], n_classes, l2=0.5 / (JOINT_C * len(train)),
                                           max_iter=JOINT_ITER, seed=seed, device=device,
-                                          dense=Dense(x, at[train], at[test]))
+                                          dense=Dense(gather, at[train], at[test]))
 
     return cross_fit(y, n_classes, fit_predict, folds, seed, max_train)
 
@@ -395,7 +395,7 @@ def oof_pred_probs(x: np.ndarray | Callable[[], np.ndarray], y: np.ndarray, n_cl
     ``embedding``. ``x``: the embedding matrix, or a function that returns it, called once the word
     features are built (the vocabulary is never held with the matrix) or, without texts, when the
     embedding models start. ``reader``: optionally, the matrix's rows read where they are used
-    (``shards.EmbeddingRows``): the joint model gathers the rows each fold needs from it and never holds
+    (``rundir.EmbeddingRows``): the joint model gathers the rows each fold needs from it and never holds
     the matrix (the same probabilities). Each model's folds and seeds are its own."""
     if method not in METHODS:
         raise ValueError(f"label model must be one of {METHODS}, got {method!r}")

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from uimdata.errors import UimError
+from uimdata.memory import release_memory
 
 EMBED_DIR = "embeddings"
 
@@ -99,24 +100,10 @@ class RunDir:
         return pq.read_table(self.require(self.samples, "ingest"), columns=columns)
 
     def read_embeddings(self) -> np.ndarray:
-        """The embedding matrix (float32, L2-normalised), rows aligned with ``samples``."""
-        from uimdata.memory import release_memory
-        from uimdata.readers import parquet_file
-
+        """The embedding matrix (float32, L2-normalised), rows aligned with ``samples``: filled shard by
+        shard, 8,192 rows decoded at a time (:class:`EmbeddingRows`)."""
         self.require(self.embeddings_dir, "embed")
-        shards = sorted(self.embeddings_dir.glob("part-*.parquet"))
-        metas = [parquet_file(s) for s in shards]  # pages streamed: no whole row group held beside the matrix
-        n = sum(m.metadata.num_rows for m in metas)
-        dim = metas[0].schema_arrow.field("embedding").type.list_size if metas else 0
-        out = np.empty((n, dim), np.float32)  # filled shard by shard: no second copy of the matrix
-        at = 0
-        for m in metas:
-            for batch in m.iter_batches(columns=["embedding"], batch_size=8192):  # 12 MB at d=384: 0.6 GB less peak
-                vals = batch.column(0).values.to_numpy(zero_copy_only=False).reshape(-1, dim)
-                out[at:at + len(vals)] = vals
-                at += len(vals)
-        release_memory()  # the readers' buffers (700 MB kept by Arrow's pool at 400,000 rows otherwise)
-        return out
+        return EmbeddingRows(self.embeddings_dir)[:]
 
     def read_neighbors(self, columns: list[str] | None = None) -> pa.Table:
         return pq.read_table(self.require(self.neighbors, "index"), columns=columns)
@@ -126,6 +113,77 @@ class RunDir:
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         atomic_write_text(json.dumps(meta, indent=2, default=str), self.meta)
+
+
+class EmbeddingRows:
+    """The rows of a run's ``RUN/embeddings/`` read where they are used: ``rows[a:b]`` reads only the row
+    groups that hold rows ``a`` to ``b - 1`` (``rows[:]``: the matrix, :meth:`RunDir.read_embeddings`),
+    ``rows.take(idx)`` only those that hold one of ``idx``; float32, whatever the stored dtype. Small to
+    pickle: what a Ray task gets instead of the matrix (which the driver would otherwise copy into the
+    object store, and whose pages it would keep mapped for the rest of the scan); what the label model
+    gathers its rows from instead of holding the matrix."""
+
+    def __init__(self, embeddings_dir: str | os.PathLike[str]) -> None:
+        self.dir = str(embeddings_dir)
+
+    def _groups(self, wanted):  # noqa: ANN001, ANN202 - (start, rows) -> bool; yields (start, rows, vectors)
+        """The rows of each row group that ``wanted(start, rows)`` asks for, in row order, decoded
+        8,192 at a time (a whole row group decoded at once stays in Arrow's pool: 0.7 GB for a gather
+        of 100,000 rows over 400,000)."""
+        at = 0
+        for pf in self._files():
+            dim = pf.schema_arrow.field("embedding").type.list_size
+            for g in range(pf.metadata.num_row_groups):
+                n = pf.metadata.row_group(g).num_rows
+                if wanted(at, n):
+                    start = at
+                    for batch in pf.iter_batches(batch_size=8192, row_groups=[g], columns=["embedding"]):
+                        vals = batch.column(0).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+                        yield start, len(vals), vals
+                        start += len(vals)
+                at += n
+
+    def _files(self) -> list:  # pyarrow.parquet.ParquetFile of each shard, in row order
+        from uimdata.readers import parquet_file  # pages streamed: no whole row group decoded at once
+
+        return [parquet_file(p) for p in sorted(Path(self.dir).glob("part-*.parquet"))]
+
+    @property
+    def dim(self) -> int:
+        files = self._files()[:1]
+        return files[0].schema_arrow.field("embedding").type.list_size if files else 0
+
+    def __len__(self) -> int:
+        return sum(pf.metadata.num_rows for pf in self._files())
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        a, b, _ = rows.indices(len(self))
+        out = np.empty((max(b - a, 0), self.dim), np.float32)  # filled as read: no second copy
+        for at, n, vals in self._groups(lambda at, n: at < b and at + n > a):
+            lo, hi = max(a, at), min(b, at + n)
+            if lo < hi:
+                out[lo - a:hi - a] = vals[lo - at:hi - at]
+            if at + n >= b:
+                break
+        release_memory()  # the readers' buffers (700 MB kept by Arrow's pool at 400,000 rows otherwise)
+        return out
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of ``rows`` (any order, repeats allowed), in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        ranked = rows[order]
+        out = np.empty((len(rows), self.dim), np.float32)
+
+        def wanted(at: int, n: int) -> bool:
+            lo = np.searchsorted(ranked, at)
+            return lo < len(ranked) and ranked[lo] < at + n
+
+        for at, n, vals in self._groups(wanted):
+            lo, hi = np.searchsorted(ranked, [at, at + n])
+            out[order[lo:hi]] = vals[ranked[lo:hi] - at]
+        release_memory()  # the readers' buffers
+        return out
 
 
 def _alive(pid: int) -> bool:

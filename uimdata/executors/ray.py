@@ -95,7 +95,7 @@ class RayExecutor(TimedExecutor):
         return self.ray.get([task.remote(fn, item, ref) for item in items])
 
     #: ``map_tasks`` runs its calls in other processes: a global step hands them what they can read
-    #: themselves (``shards.EmbeddingRows``) rather than a matrix of this process
+    #: themselves (``rundir.EmbeddingRows``) rather than a matrix of this process
     map_tasks.remote = True  # type: ignore[attr-defined]
 
     def ingest(self, stage: Stage, reader: Any, total: int | None = None,

@@ -22,7 +22,7 @@ def default_k(n: int) -> int:
 
 def assign_shard(span: tuple[int, int], centroids: np.ndarray, emb: Any) -> np.ndarray:
     """Nearest centroid (inner product) of rows ``span`` of ``emb`` (the matrix, or
-    ``shards.EmbeddingRows``): one shard of the assignment."""
+    ``rundir.EmbeddingRows``): one shard of the assignment."""
     import faiss
 
     index = faiss.IndexFlatIP(centroids.shape[1])
@@ -34,7 +34,7 @@ def kmeans_assign(x: np.ndarray, k: int, seed: int = 0, niter: int = 20, pmap: P
                   shard_rows: int = 262_144, rows: Any = None) -> np.ndarray:
     """Spherical FAISS k-means trained on a sample (at most 256 rows per centroid), then every row
     assigned to its nearest centroid in shards (Ray tasks when ``pmap`` is the Ray executor's). ``rows``:
-    the same rows where a task can read them itself (``shards.EmbeddingRows``), handed to a ``pmap``
+    the same rows where a task can read them itself (``rundir.EmbeddingRows``), handed to a ``pmap``
     that runs elsewhere (``pmap.remote``) instead of the matrix."""
     import faiss
 
